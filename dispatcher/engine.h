@@ -1,0 +1,94 @@
+/* engine.h - the Bayeux protocol state machine of bayeuxd.
+ *
+ * Sessions, the channel tree, per-session queues, held (parked) connects and
+ * expiry. The engine does no I/O and reads no clock: the server hands it
+ * parsed batches with the current time and gives it a send callback, so the
+ * unit tests drive it with an injected clock and capture what it sends.
+ *
+ * Ordering guarantee: messages leave a session's queue only after the send
+ * callback accepted the reply that carries them; a reply that cannot be
+ * delivered (responder gone) leaves them queued for the next connect.
+ */
+#ifndef BX_ENGINE_H
+#define BX_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <json-c/json.h>
+
+#define BX_CLIENTID_LEN 26   /* [0-9a-z], 134 bits from getrandom */
+#define BX_BROWSER_LEN 26    /* BAYEUX_BROWSER cookie value */
+#define BX_BROWSER_MAX 64    /* longest cookie value accepted from a client */
+
+typedef struct {
+    int64_t timeout_ms;            /* advice timeout: longest hold of a connect */
+    int64_t interval_ms;           /* advice interval between connects */
+    int64_t max_interval_ms;       /* a session without a connect for
+                                      interval + max_interval expires */
+    int64_t sweep_period_ms;       /* how often expiry is checked */
+    int browser_binding;           /* a clientId is only accepted with the
+                                      BAYEUX_BROWSER cookie it was created under */
+    int duplicate_connect_status;  /* HTTP status that releases a held connect
+                                      superseded by a newer one (CometD: 500) */
+    int64_t max_queue;             /* messages queued per session; the oldest
+                                      is dropped beyond it; 0 = unbounded */
+} bx_engine_cfg_t;
+
+/* CometD's defaults: timeout 20000, interval 0, maxInterval 10000, sweep 997,
+ * browser binding on, duplicate connect 500; max_queue 10000. */
+void bx_engine_cfg_defaults(bx_engine_cfg_t *cfg);
+
+/* Where a reply goes: a responder (numbered by the server) and its request. */
+typedef struct {
+    uint32_t peer;
+    uint64_t reqid;
+} bx_origin_t;
+
+/* Sends a reply. browser: cookie value to set, or NULL. body: a JSON array
+ * (len > 0) for status 200, possibly empty otherwise. Returns 0 if the reply
+ * was handed to the transport, -1 if it cannot reach the responder. */
+typedef int (*bx_engine_send_fn)(void *ud, const bx_origin_t *to, int status,
+                                 const char *browser, const char *body, size_t len);
+
+typedef struct bx_engine bx_engine_t;
+
+bx_engine_t *bx_engine_new(const bx_engine_cfg_t *cfg, bx_engine_send_fn send, void *ud);
+
+/* Frees every session, channel and queued message without sending anything.
+ * Call bx_engine_release_all first to answer held connects. */
+void bx_engine_destroy(bx_engine_t **pe);
+
+/* Handles one HTTP request's batch (an array of message objects, lent).
+ * transport: BX_TRANSPORT_* from wire.h. browser: the request's
+ * BAYEUX_BROWSER cookie, "" if none. Answers through send at once, or parks a
+ * /meta/connect until a message arrives for its session or it times out. */
+void bx_engine_request(bx_engine_t *e, const bx_origin_t *from, int transport,
+                       const char *browser, json_object *batch, int64_t now);
+
+/* The HTTP client of request `from` went away. If it was a held connect, it is
+ * forgotten without a reply; queued messages wait for the next connect. */
+void bx_engine_cancel(bx_engine_t *e, const bx_origin_t *from, int64_t now);
+
+/* Answers held connects whose time is up and removes expired sessions.
+ * Returns the time (same clock as now) at which it next needs to run. */
+int64_t bx_engine_tick(bx_engine_t *e, int64_t now);
+
+/* Answers every held connect now (at shutdown), each with its queued messages
+ * and a successful reply, so no HTTP request is left hanging. */
+void bx_engine_release_all(bx_engine_t *e, int64_t now);
+
+typedef struct {
+    size_t sessions;        /* live sessions */
+    size_t channels;        /* channels and patterns with subscribers */
+    size_t parked;          /* held connects */
+    uint64_t published;     /* broadcast publishes accepted */
+    uint64_t delivered;     /* messages that left in a reply */
+    uint64_t dropped;       /* messages dropped by max_queue */
+    uint64_t expired;       /* sessions removed by expiry */
+    size_t memory;          /* bytes held by sessions, channels and indexes
+                               (not counting queued message bodies) */
+} bx_engine_stats_t;
+
+void bx_engine_stats(const bx_engine_t *e, bx_engine_stats_t *st);
+
+#endif

@@ -1,0 +1,87 @@
+/* main.c - bayeuxd: the Bayeux dispatcher daemon. */
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "options.h"
+#include "server.h"
+
+static void s_usage(FILE *out, const bx_option_t *opts)
+{
+    fprintf(out,
+            "Usage: bayeuxd [--config FILE] [--KEY=VALUE ...]\n"
+            "The Bayeux dispatcher: sessions, channels and queues for the bayeux-fcgi\n"
+            "responders. Every KEY may also be set in the config file as \"KEY = VALUE\".\n"
+            "--check-config checks the configuration and exits.\n\n");
+    bx_config_print_help(out, opts);
+}
+
+int main(int argc, char **argv)
+{
+    bx_dopts_t o;
+    const bx_option_t *opts = bx_dopts_init(&o);
+    char err[512];
+    int rc = 1, check_only = 0;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--check-config") == 0) {
+            /* Not an option of the table: take it out of argv. */
+            check_only = 1;
+            memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof *argv);
+            argc--;
+            i--;
+            continue;
+        }
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            s_usage(stdout, opts);
+            return 0;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("bayeuxd %s\n", PACKAGE_VERSION);
+            return 0;
+        }
+    }
+    if (bx_config_parse_args(opts, bx_dopts_foreign, argc, argv, err, sizeof err) != 0) {
+        fprintf(stderr, "bayeuxd: %s\n", err);
+        return 2;
+    }
+    int level = bx_log_parse_level(o.log_level);
+    if (level < 0) {
+        fprintf(stderr, "bayeuxd: log-level: expected error, warn, info or debug\n");
+        return 2;
+    }
+    if (check_only) {
+        printf("bayeuxd: configuration ok\n");
+        rc = 0;
+        goto out;
+    }
+    bx_log_level = level;
+    if (bx_log_open("bayeuxd", o.log) != 0)
+        fprintf(stderr, "bayeuxd: cannot open log %s, using stderr\n", o.log);
+
+    bx_server_t *srv = bx_server_new(&o);
+    if (!srv)
+        goto out;
+    if (o.pidfile && *o.pidfile) {
+        FILE *f = fopen(o.pidfile, "w");
+        if (!f) {
+            bx_error("main", "cannot write pidfile %s: %s", o.pidfile, strerror(errno));
+            bx_server_destroy(&srv);
+            goto out;
+        }
+        fprintf(f, "%ld\n", (long)getpid());
+        fclose(f);
+    }
+    rc = bx_server_run(srv) == 0 ? 0 : 1;
+    bx_server_destroy(&srv);
+    if (o.pidfile && *o.pidfile)
+        unlink(o.pidfile);
+    bx_info("main", "stopped");
+out:
+    bx_config_free(opts);
+    return rc;
+}

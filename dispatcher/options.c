@@ -1,0 +1,75 @@
+/* options.c - see options.h. */
+#include "options.h"
+
+#include <string.h>
+
+#include "bayeux.h"
+
+const char *const bx_dopts_foreign[] = {
+    "listen", "listen-mode", "listen-backlog", "workers", "request-timeout",
+    "cors-origins", "cookie-samesite", "cookie-path", NULL
+};
+
+const bx_option_t *bx_dopts_init(bx_dopts_t *o)
+{
+    static bx_option_t table[16];
+    bx_engine_cfg_t d;
+    bx_engine_cfg_defaults(&d);
+    memset(o, 0, sizeof *o);
+    o->dispatcher = (char *)BX_DEFAULT_DISPATCHER;
+    o->timeout = d.timeout_ms;
+    o->interval = d.interval_ms;
+    o->max_interval = d.max_interval_ms;
+    o->sweep_period = d.sweep_period_ms;
+    o->browser_binding = d.browser_binding;
+    o->duplicate_connect_status = d.duplicate_connect_status;
+    o->max_queue = d.max_queue;
+    o->max_body = BX_DEFAULT_MAX_BODY;
+    o->max_messages = BX_DEFAULT_MAX_MESSAGES;
+    o->max_depth = BX_DEFAULT_MAX_DEPTH;
+    o->log = (char *)"-";
+    o->log_level = (char *)"info";
+    o->pidfile = (char *)"";
+
+    const bx_option_t t[] = {
+        { "dispatcher", BX_OPT_STR, &o->dispatcher, 0, 0,
+          "ZeroMQ endpoint the responders connect to (ipc:// or tcp://)" },
+        { "timeout", BX_OPT_MS, &o->timeout, 0, 600000,
+          "advice timeout: longest hold of a /meta/connect" },
+        { "interval", BX_OPT_MS, &o->interval, 0, 600000,
+          "advice interval: pause the client makes between connects" },
+        { "max-interval", BX_OPT_MS, &o->max_interval, 1000, 86400000,
+          "a session with no connect for interval + max-interval expires" },
+        { "sweep-period", BX_OPT_MS, &o->sweep_period, 10, 60000,
+          "how often expired sessions are looked for" },
+        { "browser-binding", BX_OPT_BOOL, &o->browser_binding, 0, 1,
+          "accept a clientId only with the BAYEUX_BROWSER cookie it was made under" },
+        { "duplicate-connect-status", BX_OPT_INT, &o->duplicate_connect_status, 400, 599,
+          "HTTP status that releases a held connect superseded by a newer one" },
+        { "max-queue", BX_OPT_INT, &o->max_queue, 0, 100000000,
+          "messages queued per session before the oldest is dropped (0: no limit)" },
+        { "max-body", BX_OPT_SIZE, &o->max_body, 64, 64 << 20,
+          "largest request body (bytes, k/M suffixes)" },
+        { "max-messages", BX_OPT_INT, &o->max_messages, 1, 1000000,
+          "most messages in one request" },
+        { "max-depth", BX_OPT_INT, &o->max_depth, 2, 1000, "deepest JSON nesting" },
+        { "log", BX_OPT_STR, &o->log, 0, 0, "log to - (stderr), syslog, or a file" },
+        { "log-level", BX_OPT_STR, &o->log_level, 0, 0, "error, warn, info or debug" },
+        { "pidfile", BX_OPT_STR, &o->pidfile, 0, 0, "write the pid to this file" },
+        { NULL, 0, NULL, 0, 0, NULL }
+    };
+    memcpy(table, t, sizeof t);
+    return table;
+}
+
+void bx_dopts_engine_cfg(const bx_dopts_t *o, bx_engine_cfg_t *cfg)
+{
+    bx_engine_cfg_defaults(cfg);
+    cfg->timeout_ms = o->timeout;
+    cfg->interval_ms = o->interval;
+    cfg->max_interval_ms = o->max_interval;
+    cfg->sweep_period_ms = o->sweep_period;
+    cfg->browser_binding = o->browser_binding;
+    cfg->duplicate_connect_status = (int)o->duplicate_connect_status;
+    cfg->max_queue = o->max_queue;
+}

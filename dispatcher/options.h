@@ -1,0 +1,34 @@
+/* options.h - bayeuxd's settings: defaults, config file keys and flags. */
+#ifndef BX_OPTIONS_H
+#define BX_OPTIONS_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "engine.h"
+
+#define BX_DEFAULT_DISPATCHER "ipc:///tmp/bayeux-fcgi/dispatcher.sock"
+
+typedef struct {
+    char *dispatcher;              /* ROUTER endpoint to bind */
+    int64_t timeout, interval, max_interval, sweep_period; /* ms */
+    int browser_binding;
+    int64_t duplicate_connect_status;
+    int64_t max_queue;
+    int64_t max_body, max_messages, max_depth;
+    char *log;                     /* "-" stderr, "syslog", or a file */
+    char *log_level;
+    char *pidfile;                 /* "" for none */
+} bx_dopts_t;
+
+/* Fills o with the defaults and returns the option table bound to o (valid
+ * while o lives). */
+const bx_option_t *bx_dopts_init(bx_dopts_t *o);
+
+/* Keys of bayeux-fcgi that a shared config file may hold. */
+extern const char *const bx_dopts_foreign[];
+
+/* Copies the engine's part of o into cfg. */
+void bx_dopts_engine_cfg(const bx_dopts_t *o, bx_engine_cfg_t *cfg);
+
+#endif

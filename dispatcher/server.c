@@ -1,0 +1,289 @@
+/* server.c - see server.h. */
+#include "server.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "bayeux.h"
+#include "log.h"
+#include "map.h"
+#include "util.h"
+#include "wire.h"
+
+#define TAG "server"
+#define BATCH_RECV 1024   /* messages handled before timers get a turn */
+
+/* A responder, known by its ZeroMQ routing id. */
+typedef struct {
+    unsigned char id[256];
+    size_t idlen;
+} s_peer_t;
+
+struct bx_server {
+    void *ctx;
+    void *router;
+    int sigfd;
+    bx_engine_t *engine;
+    bx_limits_t limits;
+    bx_map_t *peer_index;      /* routing id -> peer number + 1 */
+    s_peer_t *peers;           /* owned array */
+    uint32_t npeers, cappeers;
+    char *endpoint;
+    uint64_t bad_frames;
+};
+
+/* Engine output: one REPLY to the responder that sent the request. */
+static int s_send(void *ud, const bx_origin_t *to, int status, const char *browser,
+                  const char *body, size_t len)
+{
+    bx_server_t *srv = ud;
+    if (to->peer >= srv->npeers)
+        return -1;
+    const s_peer_t *p = &srv->peers[to->peer];
+    bx_wire_hdr_t h = { BX_WIRE_VERSION, BX_WIRE_REPLY, 0, 0, (uint32_t)status, to->reqid };
+    bx_wire_part_t parts[2] = {
+        { browser ? browser : "", browser ? strlen(browser) : 0 },
+        { body, len }
+    };
+    if (bx_wire_send(srv->router, p->id, p->idlen, &h, parts, 2, ZMQ_DONTWAIT) != 0) {
+        /* EHOSTUNREACH: the responder is gone (ROUTER_MANDATORY). EAGAIN: its
+         * pipe is full. Either way the engine keeps the messages queued. */
+        bx_warn(TAG, "reply %llu not sent: %s", (unsigned long long)to->reqid,
+                zmq_strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static uint32_t s_peer(bx_server_t *srv, const void *id, size_t idlen)
+{
+    uintptr_t v = (uintptr_t)bx_map_get(srv->peer_index, id, idlen);
+    if (v)
+        return (uint32_t)(v - 1);
+    if (srv->npeers == srv->cappeers) {
+        srv->cappeers = srv->cappeers ? srv->cappeers * 2 : 8;
+        srv->peers = bx_realloc(srv->peers, srv->cappeers * sizeof *srv->peers);
+    }
+    s_peer_t *p = &srv->peers[srv->npeers];
+    p->idlen = idlen < sizeof p->id ? idlen : sizeof p->id;
+    memcpy(p->id, id, p->idlen);
+    bx_map_put(srv->peer_index, id, idlen, (void *)(uintptr_t)(srv->npeers + 1));
+    return srv->npeers++;
+}
+
+/* The cookie is the client's: keep it only if it looks like one we issue. */
+static void s_browser(const char *p, size_t len, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    if (len == 0 || len >= outlen || len > BX_BROWSER_MAX)
+        return;
+    for (size_t i = 0; i < len; i++)
+        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'z')))
+            return;
+    memcpy(out, p, len);
+    out[len] = '\0';
+}
+
+static void s_request(bx_server_t *srv, const bx_wire_msg_t *m, int64_t now)
+{
+    bx_origin_t o = { s_peer(srv, m->identity, m->idlen), m->hdr.reqid };
+    char browser[BX_BROWSER_MAX + 1];
+    bx_batch_err_t err;
+
+    s_browser(m->part[0], m->part_len[0], browser, sizeof browser);
+    /* The responder checked the body already; a dispatcher still trusts no
+     * socket, so a bad one is answered, never acted upon. */
+    json_object *batch = bx_batch_parse(m->part[2], m->part_len[2], &srv->limits, &err);
+    if (!batch) {
+        const char *why = bx_batch_strerror(err);
+        bx_warn(TAG, "request %llu rejected: %s", (unsigned long long)o.reqid, why);
+        s_send(srv, &o, bx_batch_http_status(err), NULL, why, strlen(why));
+        return;
+    }
+    bx_engine_request(srv->engine, &o, m->hdr.transport, browser, batch, now);
+    json_object_put(batch);
+}
+
+static void s_handle(bx_server_t *srv, const bx_wire_msg_t *m, int64_t now)
+{
+    switch (m->hdr.type) {
+    case BX_WIRE_REQUEST:
+        s_request(srv, m, now);
+        break;
+    case BX_WIRE_CANCEL: {
+        bx_origin_t o = { s_peer(srv, m->identity, m->idlen), m->hdr.reqid };
+        bx_engine_cancel(srv->engine, &o, now);
+        break;
+    }
+    case BX_WIRE_HELLO:
+        bx_info(TAG, "responder connected (%.*s)", (int)m->part_len[0], m->part[0]);
+        s_peer(srv, m->identity, m->idlen);
+        break;
+    default:
+        srv->bad_frames++;
+        bx_warn(TAG, "unexpected message type %u from a responder", m->hdr.type);
+        break;
+    }
+}
+
+/* Creates the directory of an ipc:// endpoint so a fresh machine works. */
+static int s_ipc_dir(const char *endpoint)
+{
+    if (strncmp(endpoint, "ipc://", 6) != 0)
+        return 0;
+    char *path = bx_strdup(endpoint + 6);
+    char *slash = strrchr(path, '/');
+    if (slash && slash != path) {
+        *slash = '\0';
+        for (char *p = path + 1; *p; p++) {
+            if (*p == '/') {
+                *p = '\0';
+                mkdir(path, 0755);
+                *p = '/';
+            }
+        }
+        if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+            bx_error(TAG, "cannot create %s: %s", path, strerror(errno));
+            free(path);
+            return -1;
+        }
+    }
+    free(path);
+    return 0;
+}
+
+bx_server_t *bx_server_new(const bx_dopts_t *o)
+{
+    bx_server_t *srv = bx_calloc(1, sizeof *srv);
+    bx_engine_cfg_t cfg;
+    int one = 1, hwm = 100000, linger = 2000;
+    sigset_t mask;
+
+    srv->sigfd = -1;
+    srv->endpoint = bx_strdup(o->dispatcher);
+    bx_limits_init(&srv->limits);
+    srv->limits.max_body = (size_t)o->max_body;
+    srv->limits.max_messages = (int)o->max_messages;
+    srv->limits.max_depth = (int)o->max_depth;
+    srv->peer_index = bx_map_new();
+
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    if (sigprocmask(SIG_BLOCK, &mask, NULL) != 0 ||
+        (srv->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0) {
+        bx_error(TAG, "signalfd: %s", strerror(errno));
+        goto error;
+    }
+    signal(SIGPIPE, SIG_IGN);
+
+    if (s_ipc_dir(o->dispatcher) != 0)
+        goto error;
+    srv->ctx = zmq_ctx_new();
+    srv->router = zmq_socket(srv->ctx, ZMQ_ROUTER);
+    if (!srv->router ||
+        zmq_setsockopt(srv->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one) != 0 ||
+        zmq_setsockopt(srv->router, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
+        zmq_setsockopt(srv->router, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0 ||
+        zmq_setsockopt(srv->router, ZMQ_LINGER, &linger, sizeof linger) != 0) {
+        bx_error(TAG, "zmq socket: %s", zmq_strerror(errno));
+        goto error;
+    }
+    if (zmq_bind(srv->router, o->dispatcher) != 0) {
+        bx_error(TAG, "cannot bind %s: %s", o->dispatcher, zmq_strerror(errno));
+        goto error;
+    }
+    bx_dopts_engine_cfg(o, &cfg);
+    srv->engine = bx_engine_new(&cfg, s_send, srv);
+    bx_info(TAG, "listening on %s (timeout %lld ms, max-interval %lld ms)", o->dispatcher,
+            (long long)cfg.timeout_ms, (long long)cfg.max_interval_ms);
+    return srv;
+error:
+    bx_server_destroy(&srv);
+    return NULL;
+}
+
+/* Returns 1 to stop. */
+static int s_signals(bx_server_t *srv)
+{
+    struct signalfd_siginfo si;
+    int stop = 0;
+    while (read(srv->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (si.ssi_signo == SIGHUP) {
+            bx_info(TAG, "SIGHUP: reopening the log");
+            bx_log_reopen();
+        } else {
+            bx_info(TAG, "signal %u: shutting down", si.ssi_signo);
+            stop = 1;
+        }
+    }
+    return stop;
+}
+
+int bx_server_run(bx_server_t *srv)
+{
+    int64_t now = bx_now_ms();
+    int64_t next = bx_engine_tick(srv->engine, now);
+    zmq_pollitem_t items[2] = {
+        { srv->router, 0, ZMQ_POLLIN, 0 },
+        { NULL, srv->sigfd, ZMQ_POLLIN, 0 },
+    };
+    for (;;) {
+        long wait = next > now ? (long)(next - now) : 0;
+        if (zmq_poll(items, 2, wait) < 0) {
+            if (errno == EINTR)
+                continue;
+            bx_error(TAG, "zmq_poll: %s", zmq_strerror(errno));
+            return -1;
+        }
+        if (items[1].revents && s_signals(srv))
+            break;
+        now = bx_now_ms();
+        for (int i = 0; i < BATCH_RECV; i++) {
+            bx_wire_msg_t m;
+            int rc = bx_wire_recv(srv->router, 1, &m);
+            if (rc == 1)
+                break;
+            if (rc < 0) {
+                if (errno == ETERM)
+                    return -1;
+                srv->bad_frames++;
+                bx_warn(TAG, "malformed message from a responder dropped");
+                continue;
+            }
+            s_handle(srv, &m, now);
+            bx_wire_msg_close(&m);
+        }
+        now = bx_now_ms();
+        next = bx_engine_tick(srv->engine, now);
+    }
+    bx_engine_release_all(srv->engine, bx_now_ms());
+    return 0;
+}
+
+void bx_server_destroy(bx_server_t **ps)
+{
+    if (!ps || !*ps)
+        return;
+    bx_server_t *srv = *ps;
+    bx_engine_destroy(&srv->engine);
+    if (srv->router)
+        zmq_close(srv->router);
+    if (srv->ctx)
+        zmq_ctx_term(srv->ctx);
+    if (srv->sigfd >= 0)
+        close(srv->sigfd);
+    bx_map_destroy(&srv->peer_index);
+    free(srv->peers);
+    free(srv->endpoint);
+    free(srv);
+    *ps = NULL;
+}

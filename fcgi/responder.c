@@ -1,0 +1,810 @@
+/* responder.c - the event loop of bayeux-fcgi (see responder.h).
+ *
+ * Life of a request:
+ *   accept4 (non-blocking listen socket, several processes may share it)
+ *   -> the new socket is made blocking with 2 s timeouts: the web server is
+ *      local and sends params and body at once, so a read never waits long
+ *   -> FCGX_Accept_r reads BEGIN_REQUEST + PARAMS (listen_sock -1 and ipcFd
+ *      preset, so libfcgi never blocks in an accept of its own), we read the
+ *      body through FCGX_GetStr, then FCGX_Free(req, 0) frees libfcgi's 17 KB
+ *      of stream buffers and params without closing the socket
+ *   -> bx_http_begin / bx_http_take_body decide: answer now, or forward
+ *   -> REQUEST frame to bayeuxd; the socket joins epoll with EPOLLRDHUP
+ *   -> REPLY: FastCGI STDOUT + END_REQUEST records written here, close.
+ *      Client gone (web server closed the connection): CANCEL, close.
+ *      Deadline: 504 + CANCEL. Dispatcher disconnected or SIGTERM: 503.
+ * We always close after the response (never FCGI_KEEP_CONN).
+ */
+#include <errno.h>
+#include <fcgiapp.h>
+#include <fastcgi.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "common/wire.h"
+#include "fcgi/responder.h"
+
+#define TAG "fcgi"
+
+/* epoll data: kind in the high 32 bits, fd in the low 32 bits. */
+enum { EV_REQ = 0, EV_LISTEN, EV_ZMQ, EV_MONITOR, EV_SIGNAL, EV_TIMER };
+#define EV_DATA(kind, fd) (((uint64_t)(kind) << 32) | (uint32_t)(fd))
+
+#define ACCEPT_BURST 256        /* accepts per wakeup, then let others run */
+#define ZMQ_BURST 1024          /* replies per wakeup, likewise */
+#define EMFILE_PAUSE_MS 100     /* out of descriptors: stop accepting this long */
+#define DISCARD_MAX (64 << 20)  /* stdin bytes we read to throw away at most */
+#define FCGI_CHUNK 65528        /* STDOUT record payload (<= 65535, 8-aligned) */
+
+/* A request waiting for bayeuxd. reqid = counter << 32 | fd: the fd finds the
+ * slot, the counter tells a late reply for an earlier request on a reused fd
+ * from the one now there. */
+typedef struct s_req {
+    uint64_t reqid;
+    int fd;                     /* FastCGI connection, owned */
+    uint16_t fcgi_id;           /* FastCGI requestId for the records */
+    int64_t deadline;           /* bx_now_ms() after which we answer 504 */
+    struct s_req *prev, *next;  /* waiting list, in deadline order */
+    bx_http_req_t http;         /* what the response needs (origin, callback) */
+} s_req_t;
+
+struct bx_responder {
+    bx_responder_opts_t o;      /* copy; strings lent by the caller */
+    int epfd, sigfd, timerfd;   /* owned */
+    int listen_fd;              /* lent; -1 once we stopped accepting */
+    int accept_paused;          /* listen fd out of epoll after EMFILE */
+    int64_t accept_resume;      /* when to put it back */
+    int64_t emfile_logged;      /* last EMFILE log, once a second */
+    int64_t timer_armed;        /* deadline the timerfd is set to, 0 = none */
+    void *zctx, *dealer, *mon;  /* owned ZeroMQ context and sockets */
+    int zmq_more;               /* replies left unread after a burst */
+    s_req_t **by_fd;            /* slot per descriptor, NULL when free */
+    size_t nfd;
+    s_req_t *head, *tail;       /* waiting requests, oldest deadline first */
+    size_t waiting;
+    uint32_t counter;           /* high half of the next reqid */
+    FCGX_Request freq;          /* reused for every accept: freed after reading */
+    int stop;                   /* SIGTERM/SIGINT seen */
+    uint64_t n_forwarded, n_cancelled, n_timeouts;
+};
+
+/* ------------------------------------------------------------ FastCGI out */
+
+static int s_write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static void s_fcgi_header(unsigned char *h, int type, uint16_t id, size_t len)
+{
+    h[0] = FCGI_VERSION_1;
+    h[1] = (unsigned char)type;
+    h[2] = (unsigned char)(id >> 8);
+    h[3] = (unsigned char)id;
+    h[4] = (unsigned char)(len >> 8);
+    h[5] = (unsigned char)len;
+    h[6] = 0;   /* padding */
+    h[7] = 0;
+}
+
+/* Writes resp (a CGI response) as STDOUT records, the empty STDOUT record
+ * that ends the stream and END_REQUEST, then closes fd. The socket is
+ * blocking with SO_SNDTIMEO, so a stuck web server costs at most 2 s. */
+static void s_fcgi_respond(int fd, uint16_t id, const bx_buf_t *resp)
+{
+    bx_buf_t out;
+    unsigned char h[FCGI_HEADER_LEN];
+    size_t off = 0;
+
+    bx_buf_init(&out);
+    bx_buf_reserve(&out, resp->len + resp->len / FCGI_CHUNK * 8 + 40);
+    while (off < resp->len) {
+        size_t n = resp->len - off < FCGI_CHUNK ? resp->len - off : FCGI_CHUNK;
+        s_fcgi_header(h, FCGI_STDOUT, id, n);
+        bx_buf_append(&out, h, sizeof h);
+        bx_buf_append(&out, resp->data + off, n);
+        off += n;
+    }
+    s_fcgi_header(h, FCGI_STDOUT, id, 0);
+    bx_buf_append(&out, h, sizeof h);
+    s_fcgi_header(h, FCGI_END_REQUEST, id, 8);
+    bx_buf_append(&out, h, sizeof h);
+    /* FCGI_EndRequestBody: appStatus 0, FCGI_REQUEST_COMPLETE, reserved. */
+    bx_buf_append(&out, "\0\0\0\0\0\0\0\0", 8);
+    if (s_write_all(fd, out.data, out.len) < 0)
+        bx_debug(TAG, "fd %d: response not written: %s", fd, strerror(errno));
+    bx_buf_free(&out);
+    close(fd);
+}
+
+/* ------------------------------------------------------------ bookkeeping */
+
+static void s_timer_update(bx_responder_t *r);
+
+static void s_slot_set(bx_responder_t *r, int fd, s_req_t *q)
+{
+    if ((size_t)fd >= r->nfd) {
+        size_t n = r->nfd ? r->nfd : 1024;
+        while (n <= (size_t)fd)
+            n *= 2;
+        r->by_fd = bx_realloc(r->by_fd, n * sizeof *r->by_fd);
+        memset(r->by_fd + r->nfd, 0, (n - r->nfd) * sizeof *r->by_fd);
+        r->nfd = n;
+    }
+    r->by_fd[fd] = q;
+}
+
+static s_req_t *s_find(bx_responder_t *r, uint64_t reqid)
+{
+    uint32_t fd = (uint32_t)reqid;
+    if (fd >= r->nfd || !r->by_fd[fd] || r->by_fd[fd]->reqid != reqid)
+        return NULL;
+    return r->by_fd[fd];
+}
+
+/* Takes q out of every index and frees it. close_fd: also drop the fd from
+ * epoll and close it (otherwise the caller already answered and closed). */
+static void s_req_free(bx_responder_t *r, s_req_t *q, int close_fd)
+{
+    if (q->prev)
+        q->prev->next = q->next;
+    else
+        r->head = q->next;
+    if (q->next)
+        q->next->prev = q->prev;
+    else
+        r->tail = q->prev;
+    r->waiting--;
+    r->by_fd[q->fd] = NULL;
+    if (close_fd) {
+        epoll_ctl(r->epfd, EPOLL_CTL_DEL, q->fd, NULL);
+        close(q->fd);
+    }
+    bx_http_req_clear(&q->http);
+    free(q);
+}
+
+static void s_send_cancel(bx_responder_t *r, uint64_t reqid)
+{
+    bx_wire_hdr_t h = { .type = BX_WIRE_CANCEL, .reqid = reqid };
+    if (bx_wire_send(r->dealer, NULL, 0, &h, NULL, 0, ZMQ_DONTWAIT) < 0)
+        bx_debug(TAG, "cancel %llu not sent: %s", (unsigned long long)reqid,
+                 zmq_strerror(errno));
+}
+
+/* Answers q with a plain error and frees it. */
+static void s_req_fail(bx_responder_t *r, s_req_t *q, int status, const char *text)
+{
+    bx_buf_t resp;
+    bx_buf_init(&resp);
+    bx_http_write_error(&resp, &r->o.http, &q->http, status, text);
+    epoll_ctl(r->epfd, EPOLL_CTL_DEL, q->fd, NULL);
+    s_fcgi_respond(q->fd, q->fcgi_id, &resp);
+    bx_buf_free(&resp);
+    s_req_free(r, q, 0);
+}
+
+static void s_fail_all(bx_responder_t *r, int status, const char *text)
+{
+    size_t n = r->waiting;
+    while (r->head)
+        s_req_fail(r, r->head, status, text);
+    if (n)
+        bx_info(TAG, "answered %zu waiting requests with %d (%s)", n, status, text);
+    s_timer_update(r);
+}
+
+/* ------------------------------------------------------------ timer */
+
+/* Arms the timerfd for the earliest of the oldest deadline and the end of an
+ * accept pause. All deadlines are now + request-timeout, so the waiting list
+ * is already in deadline order and its head is the next to expire. */
+static void s_timer_update(bx_responder_t *r)
+{
+    int64_t next = r->head ? r->head->deadline : 0;
+    if (r->accept_paused && (next == 0 || r->accept_resume < next))
+        next = r->accept_resume;
+    if (next == r->timer_armed)
+        return;
+    struct itimerspec its;
+    memset(&its, 0, sizeof its);
+    if (next > 0) {
+        its.it_value.tv_sec = next / 1000;
+        its.it_value.tv_nsec = (next % 1000) * 1000000L;
+        if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
+            its.it_value.tv_nsec = 1;
+    }
+    /* bx_now_ms is CLOCK_MONOTONIC, like the timerfd. */
+    if (timerfd_settime(r->timerfd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
+        bx_error(TAG, "timerfd_settime: %s", strerror(errno));
+    r->timer_armed = next;
+}
+
+static void s_listen_watch(bx_responder_t *r, int on)
+{
+    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = EV_DATA(EV_LISTEN, 0) };
+    if (r->listen_fd < 0)
+        return;
+    if (epoll_ctl(r->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, r->listen_fd,
+                  on ? &ev : NULL) < 0)
+        bx_error(TAG, "epoll_ctl(listen): %s", strerror(errno));
+}
+
+static void s_on_timer(bx_responder_t *r)
+{
+    uint64_t ticks;
+    int64_t now = bx_now_ms();
+
+    if (read(r->timerfd, &ticks, sizeof ticks) < 0 && errno != EAGAIN)
+        bx_error(TAG, "read(timerfd): %s", strerror(errno));
+    r->timer_armed = 0;
+    while (r->head && r->head->deadline <= now) {
+        s_req_t *q = r->head;
+        /* No reply in time: the dispatcher is stuck or lost the request. */
+        bx_warn(TAG, "request %llu: no reply from the dispatcher in %lld ms",
+                (unsigned long long)q->reqid, (long long)r->o.request_timeout_ms);
+        s_send_cancel(r, q->reqid);
+        r->n_timeouts++;
+        s_req_fail(r, q, 504, "dispatcher timeout");
+    }
+    if (r->accept_paused && r->accept_resume <= now && !r->stop) {
+        r->accept_paused = 0;
+        s_listen_watch(r, 1);
+    }
+    s_timer_update(r);
+}
+
+/* ------------------------------------------------------------ ZeroMQ */
+
+static void s_send_hello(bx_responder_t *r)
+{
+    char text[32];
+    bx_wire_hdr_t h = { .type = BX_WIRE_HELLO };
+    bx_wire_part_t part = { text, 0 };
+    part.len = (size_t)snprintf(text, sizeof text, "pid=%ld", (long)getpid());
+    if (bx_wire_send(r->dealer, NULL, 0, &h, &part, 1, ZMQ_DONTWAIT) < 0)
+        bx_warn(TAG, "hello not sent: %s", zmq_strerror(errno));
+}
+
+static void s_on_reply(bx_responder_t *r, const bx_wire_msg_t *m)
+{
+    s_req_t *q;
+    bx_buf_t resp;
+
+    if (m->hdr.type != BX_WIRE_REPLY || m->nparts != BX_WIRE_REPLY_FRAMES) {
+        bx_warn(TAG, "unexpected message type %u from the dispatcher", m->hdr.type);
+        return;
+    }
+    q = s_find(r, m->hdr.reqid);
+    if (!q) {
+        /* Cancelled or timed out: the client is gone, nothing to do. */
+        bx_debug(TAG, "reply for finished request %llu dropped",
+                 (unsigned long long)m->hdr.reqid);
+        return;
+    }
+    bx_buf_init(&resp);
+    if (m->hdr.status < 100 || m->hdr.status > 599) {
+        bx_warn(TAG, "request %llu: dispatcher sent status %u",
+                (unsigned long long)q->reqid, m->hdr.status);
+        bx_http_write_error(&resp, &r->o.http, &q->http, 502, "bad dispatcher reply");
+    } else {
+        bx_http_write_reply(&resp, &r->o.http, &q->http, (int)m->hdr.status,
+                            m->part[0], m->part_len[0], m->part[1], m->part_len[1]);
+    }
+    epoll_ctl(r->epfd, EPOLL_CTL_DEL, q->fd, NULL);
+    s_fcgi_respond(q->fd, q->fcgi_id, &resp);
+    bx_buf_free(&resp);
+    s_req_free(r, q, 0);
+}
+
+/* ZMQ_FD is edge-triggered in effect: after a wakeup or a send, read until
+ * ZMQ_EVENTS has no POLLIN, or a burst is done (zmq_more: come back). */
+static void s_zmq_drain(bx_responder_t *r)
+{
+    int n = 0;
+    r->zmq_more = 0;
+    for (;;) {
+        int events = 0;
+        size_t elen = sizeof events;
+        if (zmq_getsockopt(r->dealer, ZMQ_EVENTS, &events, &elen) < 0) {
+            bx_error(TAG, "zmq_getsockopt(ZMQ_EVENTS): %s", zmq_strerror(errno));
+            return;
+        }
+        if (!(events & ZMQ_POLLIN))
+            break;
+        if (n++ >= ZMQ_BURST) {
+            r->zmq_more = 1;
+            break;
+        }
+        bx_wire_msg_t m;
+        int rc = bx_wire_recv(r->dealer, 0, &m);
+        if (rc == 1)
+            break;
+        if (rc < 0) {
+            bx_warn(TAG, "malformed message from the dispatcher dropped");
+            continue;
+        }
+        s_on_reply(r, &m);
+        bx_wire_msg_close(&m);
+    }
+    s_timer_update(r);
+}
+
+static void s_on_monitor(bx_responder_t *r)
+{
+    for (;;) {
+        zmq_msg_t ev, addr;
+        uint16_t event;
+        zmq_msg_init(&ev);
+        if (zmq_msg_recv(&ev, r->mon, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&ev);
+            break;
+        }
+        memcpy(&event, zmq_msg_size(&ev) >= 2 ? zmq_msg_data(&ev) : "\0\0", 2);
+        zmq_msg_close(&ev);
+        /* Second frame: the endpoint; arrives with the first. */
+        zmq_msg_init(&addr);
+        zmq_msg_recv(&addr, r->mon, ZMQ_DONTWAIT);
+        zmq_msg_close(&addr);
+        if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+            /* Connected (again): tell the dispatcher who we are. */
+            bx_info(TAG, "connected to the dispatcher at %s", r->o.dispatcher);
+            s_send_hello(r);
+        } else if (event == ZMQ_EVENT_DISCONNECTED) {
+            /* The dispatcher died with our requests: nothing will answer
+             * them. 503 now; the clients retry and re-handshake. */
+            bx_warn(TAG, "dispatcher at %s disconnected", r->o.dispatcher);
+            s_fail_all(r, 503, "dispatcher unavailable");
+        }
+    }
+    s_zmq_drain(r);
+}
+
+/* ------------------------------------------------------------ requests */
+
+/* Reads FCGI_STDIN to its end: up to keep_max bytes into keep (NULL: throw
+ * away), *over set when there was more. Returns 0 at end of stream, -1 on a
+ * read error or timeout, or when more than DISCARD_MAX arrived. */
+static int s_read_stdin(FCGX_Stream *in, bx_buf_t *keep, size_t keep_max, int *over)
+{
+    char buf[16384];
+    size_t total = 0;
+    *over = 0;
+    for (;;) {
+        int n = FCGX_GetStr(buf, sizeof buf, in);
+        if (n > 0) {
+            if (keep && total < keep_max) {
+                size_t room = keep_max - total;
+                bx_buf_append(keep, buf, (size_t)n < room ? (size_t)n : room);
+            }
+            total += (size_t)n;
+            if (total > keep_max)
+                *over = 1;
+            if (total > DISCARD_MAX)
+                return -1;
+        }
+        if (n < (int)sizeof buf)
+            return FCGX_GetError(in) ? -1 : 0;
+    }
+}
+
+/* Parks q: sends the REQUEST frame, then waits for REPLY or an abort. */
+static void s_forward(bx_responder_t *r, s_req_t *q, const char *remote)
+{
+    bx_wire_hdr_t h = { .type = BX_WIRE_REQUEST, .transport = (uint8_t)q->http.transport,
+                        .reqid = q->reqid };
+    bx_wire_part_t parts[3] = {
+        { q->http.browser, strlen(q->http.browser) },
+        { remote, strlen(remote) },
+        { q->http.json, q->http.json_len },
+    };
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP,
+                              .data.u64 = EV_DATA(EV_REQ, q->fd) };
+
+    /* ZMQ_IMMEDIATE: EAGAIN when no dispatcher is connected. */
+    if (bx_wire_send(r->dealer, NULL, 0, &h, parts, 3, ZMQ_DONTWAIT) < 0) {
+        bx_buf_t resp;
+        bx_debug(TAG, "request not forwarded: %s", zmq_strerror(errno));
+        bx_buf_init(&resp);
+        bx_http_write_error(&resp, &r->o.http, &q->http, 503, "dispatcher unavailable");
+        s_fcgi_respond(q->fd, q->fcgi_id, &resp);
+        bx_buf_free(&resp);
+        bx_http_req_clear(&q->http);
+        free(q);
+        return;
+    }
+    /* The batch is with the dispatcher now; keep only what the reply needs. */
+    free(q->http.json);
+    q->http.json = NULL;
+    q->http.json_len = 0;
+    q->deadline = bx_now_ms() + r->o.request_timeout_ms;
+    q->prev = r->tail;
+    if (r->tail)
+        r->tail->next = q;
+    else
+        r->head = q;
+    r->tail = q;
+    r->waiting++;
+    r->n_forwarded++;
+    s_slot_set(r, q->fd, q);
+    if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, q->fd, &ev) < 0)
+        bx_error(TAG, "epoll_ctl(add %d): %s", q->fd, strerror(errno));
+    s_timer_update(r);
+}
+
+/* Reads and handles one FastCGI request on a fresh connection. */
+static void s_serve(bx_responder_t *r, int fd)
+{
+    FCGX_Request *fr = &r->freq;
+    struct timeval tv = { BX_FCGI_IO_TIMEOUT_MS / 1000, (BX_FCGI_IO_TIMEOUT_MS % 1000) * 1000 };
+    bx_http_params_t p;
+    s_req_t *q;
+    bx_http_action_t act;
+    bx_buf_t body, resp;
+    int over = 0, rc;
+
+    if (bx_fd_nonblock(fd, 0) < 0
+        || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0
+        || setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0) {
+        bx_error(TAG, "fd %d setup: %s", fd, strerror(errno));
+        close(fd);
+        return;
+    }
+    /* listen_sock -1: libfcgi can never block in its own accept. With
+     * keepConnection set and no streams yet, the FCGX_Finish_r at the top of
+     * FCGX_Accept_r closes nothing; ipcFd >= 0 makes it skip the accept and
+     * read BEGIN_REQUEST and PARAMS. On failure it closes fd itself. */
+    FCGX_InitRequest(fr, -1, 0);
+    fr->ipcFd = fd;
+    fr->keepConnection = 1;
+    rc = FCGX_Accept_r(fr);
+    if (rc < 0) {
+        bx_debug(TAG, "fd %d: FastCGI request not read (%d)", fd, rc);
+        return;
+    }
+    memset(&p, 0, sizeof p);
+    p.method = FCGX_GetParam("REQUEST_METHOD", fr->envp);
+    p.content_type = FCGX_GetParam("CONTENT_TYPE", fr->envp);
+    p.content_length = FCGX_GetParam("CONTENT_LENGTH", fr->envp);
+    p.query_string = FCGX_GetParam("QUERY_STRING", fr->envp);
+    p.cookie = FCGX_GetParam("HTTP_COOKIE", fr->envp);
+    p.origin = FCGX_GetParam("HTTP_ORIGIN", fr->envp);
+    p.https = FCGX_GetParam("HTTPS", fr->envp);
+    p.acr_method = FCGX_GetParam("HTTP_ACCESS_CONTROL_REQUEST_METHOD", fr->envp);
+    p.acr_headers = FCGX_GetParam("HTTP_ACCESS_CONTROL_REQUEST_HEADERS", fr->envp);
+    const char *remote = FCGX_GetParam("REMOTE_ADDR", fr->envp);
+    char remote_copy[64];
+    snprintf(remote_copy, sizeof remote_copy, "%s", remote ? remote : "");
+
+    q = bx_calloc(1, sizeof *q);
+    q->fd = fd;
+    q->fcgi_id = (uint16_t)fr->requestId;
+    bx_http_req_init(&q->http);
+    act = bx_http_begin(&r->o.http, &p, &q->http);
+
+    /* Read stdin to its end in every case: closing a socket with unread
+     * data makes the web server see a reset instead of our answer. */
+    bx_buf_init(&body);
+    rc = s_read_stdin(fr->in, act == BX_HTTP_READ_BODY ? &body : NULL,
+                      q->http.body_max, &over);
+    if (rc == 0 && act == BX_HTTP_READ_BODY) {
+        if (bx_http_take_body(&r->o.http, &p, &q->http, body.data ? body.data : "",
+                              over ? q->http.body_max + 1 : body.len) == 0)
+            act = BX_HTTP_FORWARD;
+        else
+            act = BX_HTTP_RESPOND;
+    }
+    bx_buf_free(&body);
+    /* Everything needed is copied out: give libfcgi's buffers back. */
+    FCGX_Free(fr, 0);
+    if (rc < 0) {
+        bx_debug(TAG, "fd %d: request body not read", fd);
+        close(fd);
+        bx_http_req_clear(&q->http);
+        free(q);
+        return;
+    }
+    if (act == BX_HTTP_FORWARD) {
+        q->reqid = ((uint64_t)++r->counter << 32) | (uint32_t)fd;
+        s_forward(r, q, remote_copy);
+        s_zmq_drain(r);
+        return;
+    }
+    bx_buf_init(&resp);
+    bx_http_write_immediate(&resp, &r->o.http, &q->http);
+    s_fcgi_respond(fd, q->fcgi_id, &resp);
+    bx_buf_free(&resp);
+    bx_http_req_clear(&q->http);
+    free(q);
+}
+
+static void s_on_listen(bx_responder_t *r)
+{
+    for (int i = 0; i < ACCEPT_BURST && r->listen_fd >= 0; i++) {
+        int fd = accept4(r->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            s_serve(r, fd);
+            continue;
+        }
+        if (errno == EINTR || errno == ECONNABORTED)
+            continue;
+        if (errno == EMFILE || errno == ENFILE) {
+            /* Out of descriptors: the pending connection stays in the
+             * backlog; do not spin on it, look again in a moment. */
+            int64_t now = bx_now_ms();
+            if (now - r->emfile_logged >= 1000) {
+                bx_warn(TAG, "accept: %s (%zu requests waiting); pausing accepts",
+                        strerror(errno), r->waiting);
+                r->emfile_logged = now;
+            }
+            s_listen_watch(r, 0);
+            r->accept_paused = 1;
+            r->accept_resume = now + EMFILE_PAUSE_MS;
+            s_timer_update(r);
+            return;
+        }
+        /* EAGAIN: another process sharing the socket won the race. */
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            bx_error(TAG, "accept: %s", strerror(errno));
+        return;
+    }
+}
+
+/* Activity on a parked request's socket: the web server closed or
+ * half-closed it (the client went away: no web server sends
+ * FCGI_ABORT_REQUEST), or sent FCGI_ABORT_REQUEST. */
+static void s_on_request_event(bx_responder_t *r, int fd, uint32_t events)
+{
+    s_req_t *q = (size_t)fd < r->nfd ? r->by_fd[fd] : NULL;
+    unsigned char buf[512];
+    ssize_t n;
+    int gone = 0;
+
+    if (!q)
+        return;
+    /* Always look at the socket itself: an event can be stale when its fd
+     * was closed and reused by a new request earlier in the same batch, and
+     * then the new socket simply has nothing to read (EAGAIN). */
+    n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return;
+        gone = 1;
+    } else if (n == 0) {
+        /* EOF, full close or half-close alike: FastCGI ends a request with
+         * its records, so a web server never half-closes to say "request
+         * complete". A half-close after the request is lighttpd's
+         * tcp-fin-propagate passing on the client's FIN: the client left. */
+        gone = 1;
+    } else if (n >= FCGI_HEADER_LEN && buf[1] == FCGI_ABORT_REQUEST) {
+        gone = 1;
+    } else {
+        bx_debug(TAG, "request %llu: %zd unexpected bytes ignored",
+                 (unsigned long long)q->reqid, n);
+    }
+    if (!gone)
+        return;
+    bx_debug(TAG, "request %llu: client went away, cancelled",
+             (unsigned long long)q->reqid);
+    s_send_cancel(r, q->reqid);
+    r->n_cancelled++;
+    s_req_free(r, q, 1);
+    s_timer_update(r);
+    s_zmq_drain(r);
+}
+
+static void s_on_signal(bx_responder_t *r)
+{
+    struct signalfd_siginfo si;
+    while (read(r->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (si.ssi_signo == SIGHUP) {
+            bx_info(TAG, "SIGHUP: reopening the log");
+            bx_log_reopen();
+        } else {
+            bx_info(TAG, "signal %u: stopping", si.ssi_signo);
+            r->stop = 1;
+        }
+    }
+}
+
+/* ------------------------------------------------------------ the loop */
+
+int bx_responder_run(bx_responder_t *r)
+{
+    struct epoll_event evs[256];
+
+    /* Edge semantics: events that came before we first looked would never
+     * wake epoll. */
+    s_on_monitor(r);
+    while (!r->stop) {
+        int n = epoll_wait(r->epfd, evs, 256, r->zmq_more ? 0 : -1);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            bx_error(TAG, "epoll_wait: %s", strerror(errno));
+            return -1;
+        }
+        for (int i = 0; i < n && !r->stop; i++) {
+            int fd = (int)(uint32_t)evs[i].data.u64;
+            switch ((int)(evs[i].data.u64 >> 32)) {
+            case EV_REQ: s_on_request_event(r, fd, evs[i].events); break;
+            case EV_LISTEN: s_on_listen(r); break;
+            case EV_ZMQ: s_zmq_drain(r); break;
+            case EV_MONITOR: s_on_monitor(r); break;
+            case EV_SIGNAL: s_on_signal(r); break;
+            case EV_TIMER: s_on_timer(r); break;
+            default: break;
+            }
+        }
+        if (r->zmq_more && !r->stop)
+            s_zmq_drain(r);
+    }
+    /* Stop accepting (other processes on the socket go on), and leave no
+     * request hanging: 503 tells the clients to come back. */
+    if (!r->accept_paused)
+        s_listen_watch(r, 0);
+    r->listen_fd = -1;
+    for (s_req_t *q = r->head; q; q = q->next)
+        s_send_cancel(r, q->reqid);
+    s_fail_all(r, 503, "server shutting down");
+    bx_info(TAG, "stopped: %llu forwarded, %llu cancelled by clients, %llu timed out",
+            (unsigned long long)r->n_forwarded, (unsigned long long)r->n_cancelled,
+            (unsigned long long)r->n_timeouts);
+    return 0;
+}
+
+size_t bx_responder_waiting(const bx_responder_t *r)
+{
+    return r->waiting;
+}
+
+static int s_epoll_add(bx_responder_t *r, int fd, int kind)
+{
+    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = EV_DATA(kind, fd) };
+    if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        bx_error(TAG, "epoll_ctl(add %d): %s", fd, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int s_zmq_setup(bx_responder_t *r)
+{
+    int one = 1, zero = 0, hwm = 100000, fd;
+    size_t fdlen = sizeof fd;
+    char mon_ep[64];
+
+    r->zctx = zmq_ctx_new();
+    r->dealer = r->zctx ? zmq_socket(r->zctx, ZMQ_DEALER) : NULL;
+    if (!r->dealer)
+        goto error;
+    /* IMMEDIATE: a send fails at once (EAGAIN) while no dispatcher is
+     * connected, so the client gets 503 instead of a queued request. */
+    if (zmq_setsockopt(r->dealer, ZMQ_IMMEDIATE, &one, sizeof one) < 0
+        || zmq_setsockopt(r->dealer, ZMQ_LINGER, &zero, sizeof zero) < 0
+        || zmq_setsockopt(r->dealer, ZMQ_SNDHWM, &hwm, sizeof hwm) < 0
+        || zmq_setsockopt(r->dealer, ZMQ_RCVHWM, &hwm, sizeof hwm) < 0)
+        goto error;
+    /* The monitor tells us when the dispatcher comes (HELLO) and goes (503
+     * for everything waiting). One context per process: the name is free. */
+    snprintf(mon_ep, sizeof mon_ep, "inproc://bx-fcgi-monitor-%ld", (long)getpid());
+    if (zmq_socket_monitor(r->dealer, mon_ep,
+                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) < 0)
+        goto error;
+    r->mon = zmq_socket(r->zctx, ZMQ_PAIR);
+    if (!r->mon || zmq_connect(r->mon, mon_ep) < 0)
+        goto error;
+    if (zmq_connect(r->dealer, r->o.dispatcher) < 0) {
+        bx_error(TAG, "dispatcher endpoint '%s': %s", r->o.dispatcher, zmq_strerror(errno));
+        return -1;
+    }
+    if (zmq_getsockopt(r->dealer, ZMQ_FD, &fd, &fdlen) < 0 || s_epoll_add(r, fd, EV_ZMQ) < 0)
+        goto error;
+    fdlen = sizeof fd;
+    if (zmq_getsockopt(r->mon, ZMQ_FD, &fd, &fdlen) < 0 || s_epoll_add(r, fd, EV_MONITOR) < 0)
+        goto error;
+    return 0;
+error:
+    bx_error(TAG, "ZeroMQ setup: %s", zmq_strerror(errno));
+    return -1;
+}
+
+bx_responder_t *bx_responder_new(const bx_responder_opts_t *opts)
+{
+    bx_responder_t *r = bx_calloc(1, sizeof *r);
+    sigset_t set;
+
+    r->o = *opts;
+    r->epfd = r->sigfd = r->timerfd = -1;
+    r->listen_fd = opts->listen_fd;
+    /* libfcgi must never wait 2 s for a peer (OS_Close, the AF_UNIX accept
+     * keeper): a single loop cannot afford it. We never let it close or
+     * accept, this is the second line of defence. */
+    setenv("LIBFCGI_OS_CLOSE_POLL_TIMEOUT", "0", 1);
+    setenv("LIBFCGI_IS_AF_UNIX_KEEPER_POLL_TIMEOUT", "0", 1);
+    if (FCGX_Init() != 0) {
+        bx_error(TAG, "FCGX_Init failed");
+        goto error;
+    }
+    /* After FCGX_Init: OS_LibInit installs SIGTERM/SIGUSR1 handlers that
+     * only set a flag. Blocked signals go to the signalfd instead. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    if (sigprocmask(SIG_BLOCK, &set, NULL) < 0
+        || (r->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0) {
+        bx_error(TAG, "signalfd: %s", strerror(errno));
+        goto error;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    r->epfd = epoll_create1(EPOLL_CLOEXEC);
+    r->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (r->epfd < 0 || r->timerfd < 0) {
+        bx_error(TAG, "epoll/timerfd: %s", strerror(errno));
+        goto error;
+    }
+    if (bx_fd_nonblock(r->listen_fd, 1) < 0) {
+        bx_error(TAG, "listen socket %d: %s", r->listen_fd, strerror(errno));
+        goto error;
+    }
+    if (s_epoll_add(r, r->sigfd, EV_SIGNAL) < 0 || s_epoll_add(r, r->timerfd, EV_TIMER) < 0)
+        goto error;
+    s_listen_watch(r, 1);
+    if (s_zmq_setup(r) < 0)
+        goto error;
+    s_slot_set(r, 0, NULL);
+    return r;
+error:
+    bx_responder_destroy(&r);
+    return NULL;
+}
+
+void bx_responder_destroy(bx_responder_t **pr)
+{
+    bx_responder_t *r = pr ? *pr : NULL;
+    if (!r)
+        return;
+    if (r->head && r->dealer)
+        s_fail_all(r, 503, "server shutting down");
+    if (r->mon)
+        zmq_close(r->mon);
+    if (r->dealer) {
+        /* A moment for the last CANCEL frames to leave; never hang. */
+        int linger = 200;
+        zmq_setsockopt(r->dealer, ZMQ_LINGER, &linger, sizeof linger);
+        zmq_close(r->dealer);
+    }
+    if (r->zctx)
+        zmq_ctx_term(r->zctx);
+    if (r->epfd >= 0)
+        close(r->epfd);
+    if (r->sigfd >= 0)
+        close(r->sigfd);
+    if (r->timerfd >= 0)
+        close(r->timerfd);
+    free(r->by_fd);
+    free(r);
+    *pr = NULL;
+}

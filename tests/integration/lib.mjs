@@ -1,0 +1,587 @@
+// Shared helpers for the integration tests: a raw Bayeux client over node:http,
+// factories for the stock CometD and Faye clients, and small timing utilities.
+//
+// The harness exports:
+//   BX_URL              the Bayeux endpoint, e.g. http://127.0.0.1:PORT/cometd
+//   BX_SERVER           nginx | lighttpd | apache (only used in messages)
+//   BX_TIMEOUT_MS       the dispatcher's connect hold timeout (advice.timeout)
+//   BX_MAX_INTERVAL_MS  the session max-interval (expiry after interval + this)
+import http from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { after } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { CometD } from 'cometd';
+import { adapt } from 'cometd-nodejs-client';
+import faye from 'faye';
+
+export const BX_URL = process.env.BX_URL || '';
+export const BX_SERVER = process.env.BX_SERVER || 'unknown';
+export const TIMEOUT_MS = Number(process.env.BX_TIMEOUT_MS || 2000);
+export const MAX_INTERVAL_MS = Number(process.env.BX_MAX_INTERVAL_MS || 3000);
+
+// Options for every test(): its own timeout, and a skip when run outside the
+// harness (no server to talk to).
+export function opts(timeout = 20000) {
+    return { timeout, skip: BX_URL ? false : 'BX_URL not set (run through harness.sh)' };
+}
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// A short random tag so that channel names of one test never collide with
+// another's (every test also cleans up, this is belt and braces).
+export function uniq(prefix = 't') {
+    return prefix + Math.random().toString(36).slice(2, 10);
+}
+
+// Rejects after ms with a message naming what we were waiting for.
+export function withTimeout(promise, ms, what) {
+    let timer;
+    const t = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)),
+            ms);
+    });
+    return Promise.race([promise, t]).finally(() => clearTimeout(timer));
+}
+
+// Resolves when pred() is true, polling every 20 ms; rejects after ms.
+export async function until(pred, ms, what) {
+    const deadline = Date.now() + ms;
+    while (!pred()) {
+        if (Date.now() > deadline) {
+            throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+        }
+        await sleep(20);
+    }
+}
+
+// Watchdog: if a client library leaves a timer or socket behind, the test
+// process would never exit and the whole suite would hang. Everything is
+// cleaned up by the tests; this unref'd timer fires only if something was not.
+after(() => {
+    setTimeout(() => {
+        process.stderr.write('watchdog: handles left open after the last test, exiting\n');
+        process.exit(process.exitCode ?? 0);
+    }, 5000).unref();
+});
+
+// ------------------------------------------------------------------ raw HTTP
+
+// One HTTP request on its own connection (agent: false: no keep-alive, so a
+// held long poll never blocks another request and destroying one request's
+// socket affects nothing else). Resolves with
+//   { status, headers, raw (Buffer), body (string), elapsed (ms) }.
+// The returned promise has .req (the ClientRequest) so a test can abort it.
+export function httpRequest(url, { method = 'GET', headers = {}, body = null,
+    timeoutMs = 30000 } = {}) {
+    let req;
+    const p = new Promise((resolve, reject) => {
+        const u = new URL(url);
+        const hdrs = { ...headers };
+        let payload = null;
+        if (body !== null && body !== undefined) {
+            payload = Buffer.isBuffer(body) ? body : Buffer.from(String(body), 'utf8');
+            hdrs['Content-Length'] = payload.length;
+        }
+        const start = performance.now();
+        req = http.request({
+            hostname: u.hostname, port: u.port, path: u.pathname + u.search,
+            method, headers: hdrs, agent: false,
+        }, (res) => {
+            const chunks = [];
+            res.on('data', (c) => chunks.push(c));
+            res.on('end', () => {
+                const raw = Buffer.concat(chunks);
+                resolve({ status: res.statusCode, headers: res.headers, raw,
+                    body: raw.toString('utf8'), elapsed: performance.now() - start });
+            });
+            res.on('error', reject);
+        });
+        req.setTimeout(timeoutMs, () => {
+            req.destroy(new Error(`${method} ${url}: no response after ${timeoutMs} ms`));
+        });
+        req.on('error', reject);
+        if (payload) req.write(payload);
+        req.end();
+    });
+    p.req = req;
+    return p;
+}
+
+// Parses a JSONP body "/**/cb([...]);" (the comment and the semicolon are
+// what we decided to send; the callback name must be the one requested).
+export function parseJsonp(body, cb) {
+    const m = /^\s*\/\*\*\/\s*([A-Za-z0-9_$.]+)\(([\s\S]*)\);?\s*$/.exec(body);
+    if (!m) throw new Error(`not a JSONP body: ${body.slice(0, 200)}`);
+    assert.equal(m[1], cb, 'JSONP callback name');
+    return JSON.parse(m[2]);
+}
+
+// A Bayeux client that speaks raw HTTP, one object per browser: it keeps its
+// own cookie jar (BAYEUX_BROWSER), its clientId, and every delivery (a message
+// without "successful") that came back in any of its responses, connect or not.
+export class RawClient {
+    constructor({ url = BX_URL, transport = 'long-polling', encoding = 'json',
+        name = 'raw' } = {}) {
+        this.url = url;
+        this.transport = transport;  // long-polling | callback-polling
+        this.encoding = encoding;    // json | form (long-polling only)
+        this.name = name;
+        this.cookies = new Map();
+        this.clientId = null;
+        this.deliveries = [];        // { msg, at, via } in arrival order
+        this.responses = [];         // every response, for header checks
+        this.inflight = new Set();   // requests to destroy on close()
+        this.disconnected = false;
+        this.nextIdValue = 0;
+        this.jsonpCount = 0;
+    }
+
+    nextId() {
+        this.nextIdValue += 1;
+        return String(this.nextIdValue);
+    }
+
+    cookieHeader() {
+        return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+    }
+
+    storeCookies(setCookie) {
+        for (const line of [].concat(setCookie || [])) {
+            const nv = line.split(';')[0].trim();
+            const eq = nv.indexOf('=');
+            if (eq > 0) this.cookies.set(nv.slice(0, eq), nv.slice(eq + 1));
+        }
+    }
+
+    // Sends messages (any JSON value; a string is sent as it is, so tests can
+    // send malformed text) and returns the response with .messages (the
+    // parsed reply, or null when the status is not 200 or it does not parse).
+    //   cookie: true (the jar), false (none), or a literal Cookie header value
+    //   path:   appended to the URL (e.g. "/handshake")
+    //   transport / encoding: override the client's
+    async send(messages, { cookie = true, path = '', headers = {}, timeoutMs = 30000,
+        transport = this.transport, encoding = this.encoding, onRequest } = {}) {
+        const text = typeof messages === 'string' ? messages : JSON.stringify(messages);
+        const hdrs = { ...headers };
+        const c = cookie === true ? this.cookieHeader() : cookie || '';
+        if (c) hdrs.Cookie = c;
+        let p;
+        let cb = null;
+        if (transport === 'callback-polling') {
+            this.jsonpCount += 1;
+            cb = `_cometd_jsonp_${this.jsonpCount}`;
+            const q = `?jsonp=${cb}&message=${encodeURIComponent(text)}`;
+            p = httpRequest(this.url + path + q, { method: 'GET', headers: hdrs, timeoutMs });
+        } else if (encoding === 'form') {
+            hdrs['Content-Type'] = 'application/x-www-form-urlencoded';
+            p = httpRequest(this.url + path, { method: 'POST', headers: hdrs,
+                body: 'message=' + encodeURIComponent(text), timeoutMs });
+        } else {
+            hdrs['Content-Type'] = 'application/json';
+            p = httpRequest(this.url + path, { method: 'POST', headers: hdrs, body: text,
+                timeoutMs });
+        }
+        this.inflight.add(p.req);
+        if (onRequest) onRequest(p.req);
+        let res;
+        try {
+            res = await p;
+        } finally {
+            this.inflight.delete(p.req);
+        }
+        this.storeCookies(res.headers['set-cookie']);
+        res.messages = null;
+        if (res.status === 200) {
+            try {
+                res.messages = cb ? parseJsonp(res.body, cb) : JSON.parse(res.body);
+            } catch (e) {
+                res.parseError = e;
+            }
+        }
+        this.responses.push(res);
+        if (Array.isArray(res.messages)) {
+            const via = (res.messages.find((m) => m && m.successful !== undefined) || {}).channel;
+            for (const m of res.messages) {
+                if (m && typeof m === 'object' && m.successful === undefined && 'data' in m) {
+                    this.deliveries.push({ msg: m, at: performance.now(), via });
+                }
+            }
+        }
+        return res;
+    }
+
+    // Sends one message (id added unless given; clientId added when known and
+    // not given: pass clientId: undefined explicitly to omit it) and returns
+    // { res, reply } where reply is the response message with the same id.
+    async request(msg, sendOpts = {}) {
+        const m = { ...msg };
+        if (!('id' in m)) m.id = this.nextId();
+        if (!('clientId' in m) && this.clientId) m.clientId = this.clientId;
+        for (const k of Object.keys(m)) if (m[k] === undefined) delete m[k];
+        const res = await this.send([m], sendOpts);
+        const reply = findReply(res, m);
+        return { res, reply };
+    }
+
+    async handshake(extra = {}, sendOpts = {}) {
+        const r = await this.request({
+            channel: '/meta/handshake', version: '1.0', minimumVersion: '1.0',
+            supportedConnectionTypes: ['long-polling', 'callback-polling'],
+            clientId: undefined, ...extra,
+        }, sendOpts);
+        if (r.reply && r.reply.successful) {
+            this.clientId = r.reply.clientId;
+            this.disconnected = false;
+        }
+        return r;
+    }
+
+    connect(extra = {}, sendOpts = {}) {
+        return this.request({ channel: '/meta/connect', connectionType: this.transport, ...extra },
+            sendOpts);
+    }
+
+    subscribe(subscription, extra = {}, sendOpts = {}) {
+        return this.request({ channel: '/meta/subscribe', subscription, ...extra }, sendOpts);
+    }
+
+    unsubscribe(subscription, extra = {}, sendOpts = {}) {
+        return this.request({ channel: '/meta/unsubscribe', subscription, ...extra }, sendOpts);
+    }
+
+    publish(channel, data, extra = {}, sendOpts = {}) {
+        return this.request({ channel, data, ...extra }, sendOpts);
+    }
+
+    async disconnect(sendOpts = {}) {
+        const r = await this.request({ channel: '/meta/disconnect' }, sendOpts);
+        this.disconnected = true;
+        return r;
+    }
+
+    // Handshake and the first connect (which must return at once), asserting
+    // both succeed: the state every other test starts from.
+    async ready() {
+        const h = await this.handshake();
+        assert.equal(h.res.status, 200, `${this.name}: handshake HTTP status`);
+        assert.ok(h.reply && h.reply.successful, `${this.name}: handshake failed: ${h.res.body}`);
+        const c = await this.connect({}, { timeoutMs: TIMEOUT_MS + 5000 });
+        assert.equal(c.res.status, 200, `${this.name}: first connect HTTP status`);
+        assert.ok(c.reply && c.reply.successful,
+            `${this.name}: first connect failed: ${c.res.body}`);
+        return this;
+    }
+
+    // Subscribes and asserts success.
+    async mustSubscribe(subscription) {
+        const r = await this.subscribe(subscription);
+        assert.equal(r.res.status, 200);
+        assert.ok(r.reply && r.reply.successful === true,
+            `subscribe ${JSON.stringify(subscription)} failed: ${r.res.body}`);
+        return r;
+    }
+
+    async mustPublish(channel, data, extra = {}) {
+        const r = await this.publish(channel, data, extra);
+        assert.equal(r.res.status, 200);
+        assert.ok(r.reply && r.reply.successful === true,
+            `publish to ${channel} failed: ${r.res.body}`);
+        return r;
+    }
+
+    // Deliveries collected so far (the messages only), optionally for a channel.
+    received(channel) {
+        return this.deliveries.map((d) => d.msg).filter((m) => !channel || m.channel === channel);
+    }
+
+    // Issues /meta/connect requests (each held by the server up to its
+    // timeout, released early by a delivery) until pred(received()) is true.
+    // Only for a client that has no connect outstanding.
+    async pollUntil(pred, ms = TIMEOUT_MS * 3 + 2000, what = 'deliveries') {
+        const deadline = Date.now() + ms;
+        while (!pred(this.received())) {
+            if (Date.now() > deadline) {
+                throw new Error(`${this.name}: timed out after ${ms} ms waiting for ${what}; ` +
+                    `got ${JSON.stringify(this.received())}`);
+            }
+            const c = await this.connect({}, { timeoutMs: TIMEOUT_MS + 5000 });
+            assert.equal(c.res.status, 200, `${this.name}: connect HTTP status ${c.res.status}`);
+            assert.ok(c.reply && c.reply.successful,
+                `${this.name}: connect failed: ${c.res.body}`);
+        }
+        return this.received();
+    }
+
+    // Destroys what is still in flight and disconnects the session (errors
+    // ignored: the test may have killed the session on purpose).
+    async close() {
+        for (const req of this.inflight) req.destroy();
+        this.inflight.clear();
+        if (this.clientId && !this.disconnected) {
+            try {
+                await this.disconnect({ timeoutMs: 5000 });
+            } catch {
+                // the server may already have dropped it; nothing to clean
+            }
+        }
+    }
+}
+
+// The reply to msg in a response: same id when msg has a valid one, else the
+// first message on msg's channel that carries "successful".
+export function findReply(res, msg) {
+    if (!Array.isArray(res.messages)) return null;
+    const withSucc = res.messages.filter((m) => m && m.successful !== undefined);
+    if (typeof msg.id === 'string' && /^[A-Za-z0-9]+$/.test(msg.id)) {
+        const byId = withSucc.find((m) => m.id === msg.id);
+        if (byId) return byId;
+    }
+    return withSucc.find((m) => m.channel === msg.channel) || withSucc[0] || null;
+}
+
+// A RawClient that the test's after hook closes.
+export function rawClient(t, options = {}) {
+    const c = new RawClient(options);
+    t.after(() => c.close());
+    return c;
+}
+
+// Asserts the full advice object: reconnect, interval and timeout all present.
+export function assertFullAdvice(advice, reconnect, what = 'advice') {
+    assert.ok(advice && typeof advice === 'object', `${what}: missing`);
+    assert.equal(advice.reconnect, reconnect, `${what}.reconnect`);
+    assert.equal(advice.interval, 0, `${what}.interval`);
+    assert.equal(typeof advice.timeout, 'number', `${what}.timeout must be a number`);
+}
+
+// Asserts the server still serves: a fresh session can handshake, connect,
+// subscribe and publish to itself. Returns that (ready) client.
+export async function assertServing(t) {
+    const c = rawClient(t, { name: 'fresh' });
+    await c.ready();
+    const ch = '/' + uniq('alive');
+    await c.mustSubscribe(ch);
+    await c.mustPublish(ch, 'ping');
+    await c.pollUntil((r) => r.some((m) => m.channel === ch), TIMEOUT_MS * 2 + 2000,
+        'own message after bad input');
+    return c;
+}
+
+// An observer subscribed to /** before something bad happens; check() later
+// proves it received nothing but a sentinel published after the bad input.
+export async function observer(t) {
+    const o = rawClient(t, { name: 'observer' });
+    await o.ready();
+    await o.mustSubscribe('/**');
+    return {
+        client: o,
+        async checkNothing(publisher) {
+            const sentinel = '/' + uniq('sentinel');
+            await publisher.mustPublish(sentinel, 'sentinel');
+            const got = await o.pollUntil((r) => r.some((m) => m.channel === sentinel),
+                TIMEOUT_MS * 2 + 2000, 'the sentinel');
+            // assertServing()'s own traffic is on /alive* channels.
+            const others = got.filter((m) => m.channel !== sentinel &&
+                !m.channel.startsWith('/alive'));
+            assert.deepEqual(others, [], 'observer saw something besides the sentinel');
+        },
+    };
+}
+
+// ------------------------------------------------------------------ CometD
+
+// cometd-nodejs-client keeps one cookie jar per host name for all CometD
+// objects of the process. Each of our CometD objects stands for a separate
+// browser, so we give each its own jar: the transport's "context" is copied
+// into every XHR and handed to retrieveCookies(); we remember the jar on the
+// request's URL object, which storeCookie() receives for the same request.
+let adapted = false;
+function adaptOnce() {
+    if (adapted) return;
+    adapted = true;
+    adapt({
+        cookies: {
+            retrieveCookies(context, uri, callback) {
+                const jar = (context && context.cookieStore) || {};
+                uri.bxJar = jar;
+                callback(null, Object.entries(jar).map(([k, v]) => `${k}=${v}`));
+            },
+            storeCookie(uri, header, callback) {
+                const jar = uri.bxJar;
+                const nv = String(header).split(';')[0].trim();
+                const eq = nv.indexOf('=');
+                if (jar && eq > 0) jar[nv.slice(0, eq)] = nv.slice(eq + 1);
+                callback();
+            },
+        },
+    });
+}
+
+// A CometD client on long-polling only (no WebSocket: we do not serve it;
+// callback-polling needs a DOM). Disconnected by the test's after hook.
+export function newCometD(t, { url = BX_URL, logLevel = 'warn' } = {}) {
+    adaptOnce();
+    const cometd = new CometD();
+    cometd.unregisterTransport('websocket');
+    cometd.unregisterTransport('callback-polling');
+    const jar = {};
+    cometd.findTransport('long-polling').context = { cookieStore: jar };
+    cometd.configure({ url, logLevel });
+    cometd.bxCookies = jar;
+    // Everything the server sent, whatever the client's listeners let through.
+    cometd.bxIncoming = [];
+    cometd.registerExtension('bxRecorder', {
+        incoming(message) {
+            cometd.bxIncoming.push(message);
+            return message;
+        },
+    });
+    t.after(() => cometdClose(cometd));
+    return cometd;
+}
+
+export function cometdHandshake(cometd, props) {
+    return withTimeout(new Promise((resolve, reject) => {
+        cometd.handshake(props, (reply) => {
+            if (reply.successful) resolve(reply);
+            else reject(new Error('CometD handshake failed: ' + JSON.stringify(reply)));
+        });
+    }), 10000, 'CometD handshake');
+}
+
+// Resolves when the first /meta/connect after the handshake succeeded.
+export function cometdConnected(cometd) {
+    return withTimeout(new Promise((resolve) => {
+        const l = cometd.addListener('/meta/connect', (m) => {
+            if (m.successful) {
+                cometd.removeListener(l);
+                resolve(m);
+            }
+        });
+    }), 10000, 'CometD /meta/connect');
+}
+
+// Subscribes; resolves with the subscription handle once the server acked.
+export function cometdSubscribe(cometd, channel, onMessage) {
+    return withTimeout(new Promise((resolve, reject) => {
+        const sub = cometd.subscribe(channel, onMessage, (reply) => {
+            if (reply.successful) resolve(sub);
+            else reject(new Error(`CometD subscribe ${channel} failed: ${JSON.stringify(reply)}`));
+        });
+    }), 10000, `CometD subscribe ${channel}`);
+}
+
+export function cometdUnsubscribe(cometd, sub) {
+    return withTimeout(new Promise((resolve, reject) => {
+        cometd.unsubscribe(sub, (reply) => {
+            if (reply.successful) resolve(reply);
+            else reject(new Error('CometD unsubscribe failed: ' + JSON.stringify(reply)));
+        });
+    }), 10000, 'CometD unsubscribe');
+}
+
+export function cometdPublish(cometd, channel, data) {
+    return withTimeout(new Promise((resolve, reject) => {
+        cometd.publish(channel, data, (reply) => {
+            if (reply.successful) resolve(reply);
+            else reject(new Error(`CometD publish ${channel} failed: ${JSON.stringify(reply)}`));
+        });
+    }), 10000, `CometD publish ${channel}`);
+}
+
+export function cometdDisconnect(cometd) {
+    return withTimeout(new Promise((resolve) => {
+        cometd.disconnect((reply) => resolve(reply));
+    }), 10000, 'CometD disconnect');
+}
+
+async function cometdClose(cometd) {
+    if (cometd.isDisconnected()) return;
+    try {
+        await withTimeout(new Promise((resolve) => cometd.disconnect(() => resolve())), 5000,
+            'CometD disconnect in cleanup');
+    } catch {
+        // leave it: the watchdog in this module keeps the suite from hanging
+    }
+}
+
+// ------------------------------------------------------------------ Faye
+
+// A Faye client on long-polling only. Records every incoming message (through
+// an extension) in client.bxIncoming. Disconnected by the test's after hook.
+export function newFaye(t, { url = BX_URL } = {}) {
+    const client = new faye.Client(url);
+    client.disable('websocket');
+    client.disable('in-process');
+    client.disable('eventsource');
+    client.bxIncoming = [];
+    client.addExtension({
+        incoming(message, callback) {
+            client.bxIncoming.push(message);
+            callback(message);
+        },
+    });
+    t.after(() => fayeClose(client));
+    return client;
+}
+
+// Handshake (and first connect) through Faye's connect().
+export function fayeConnect(client) {
+    return withTimeout(new Promise((resolve) => client.connect(() => resolve())), 10000,
+        'Faye handshake');
+}
+
+export function fayeClientId(client) {
+    return client._dispatcher.clientId;
+}
+
+// The Cookie header Faye sends (its tough-cookie jar), e.g. "BAYEUX_BROWSER=...".
+export function fayeCookie(client) {
+    const jar = client._dispatcher.cookies;
+    return jar.getCookiesSync(client._dispatcher.endpoint.href)
+        .map((c) => c.cookieString()).join('; ');
+}
+
+// Subscribes; onMessage(channel, data). Resolves with { sub } once the server
+// acked (not the Subscription itself: it is a thenable and would be adopted).
+export async function fayeSubscribe(client, channel, onMessage) {
+    const sub = client.subscribe(channel);
+    if (onMessage) sub.withChannel(onMessage);
+    await withTimeout(Promise.resolve(sub), 10000, `Faye subscribe ${channel}`);
+    return { sub };
+}
+
+// Faye's unsubscribe has no callback: wait for the server's reply instead.
+export async function fayeUnsubscribe(client, sub, channel) {
+    const before = client.bxIncoming.length;
+    sub.cancel();
+    await until(() => client.bxIncoming.slice(before).some((m) =>
+        m.channel === '/meta/unsubscribe' && m.successful !== undefined &&
+        [].concat(m.subscription).includes(channel)), 10000, `Faye unsubscribe ${channel}`);
+}
+
+export function fayePublish(client, channel, data) {
+    return withTimeout(Promise.resolve(client.publish(channel, data)), 10000,
+        `Faye publish ${channel}`);
+}
+
+export async function fayeDisconnect(client) {
+    const p = client.disconnect();
+    if (p) await withTimeout(Promise.resolve(p), 10000, 'Faye disconnect');
+}
+
+async function fayeClose(client) {
+    try {
+        if (client._state === client.CONNECTED) {
+            await withTimeout(Promise.resolve(client.disconnect()), 5000,
+                'Faye disconnect in cleanup');
+        }
+    } catch {
+        // fall through: stop it locally
+    }
+    // Whatever its state, make sure it schedules nothing more.
+    client._advice.reconnect = client.NONE;
+    client._state = client.DISCONNECTED;
+    client._dispatcher.close();
+}
