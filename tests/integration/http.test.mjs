@@ -317,15 +317,17 @@ test('http: a session that stops connecting expires', opts(30000), async (t) => 
     await b.mustPublish(ch, 'ok');
 });
 
-// Apache's mod_proxy_fcgi polls only the backend while it waits and never
-// closes the FastCGI connection of a client that left, so no responder can
-// notice (docs/deploy.md). nginx does at once; lighttpd with tcp-fin-propagate.
-const abortSkip = BX_SERVER === 'apache'
-    ? 'mod_proxy_fcgi keeps the FastCGI connection of a departed client open'
-    : false;
+// Only nginx reliably closes the FastCGI connection of a client that left
+// (docs/deploy.md). Apache's mod_proxy_fcgi never does while it waits for the
+// backend; lighttpd 1.4.69 with tcp-fin-propagate passes the client's FIN on
+// for some held requests and not for others (seen with two held at once).
+const abortSkip = {
+    apache: 'mod_proxy_fcgi keeps the FastCGI connection of a departed client open',
+    lighttpd: 'lighttpd passes a departed client\'s FIN on for some requests only',
+}[BX_SERVER] || false;
 
 test('http: nothing is delivered into a request whose client went away',
-    { ...opts(), skip: abortSkip }, async (t) => {
+    { ...opts(), skip: opts().skip || abortSkip }, async (t) => {
     const a = rawClient(t, { name: 'aborting' });
     const b = rawClient(t, { name: 'publisher' });
     await a.ready();
