@@ -406,3 +406,17 @@ void bx_config_free(const bx_option_t *opts)
         *slot = NULL;
     }
 }
+
+int bx_config_take_flag(int *argc, char **argv, const char *flag)
+{
+    int found = 0, out = 1;
+    for (int i = 1; i < *argc; i++) {
+        if (strcmp(argv[i], flag) == 0)
+            found = 1;
+        else
+            argv[out++] = argv[i];
+    }
+    argv[out] = NULL;
+    *argc = out;
+    return found;
+}

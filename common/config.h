@@ -50,6 +50,11 @@ int bx_config_parse_args(const bx_option_t *opts, const char *const *foreign,
 /* Prints "  --name=VALUE  help (default: current value)" for each option. */
 void bx_config_print_help(FILE *out, const bx_option_t *opts);
 
+/* Removes every bare occurrence of flag (e.g. "--check-config") from argv,
+ * shifting the rest down and keeping argv[*argc] == NULL. For flags that are
+ * not options of a table. Returns 1 if flag was present, else 0. */
+int bx_config_take_flag(int *argc, char **argv, const char *flag);
+
 /* Frees the strings held by BX_OPT_STR options (sets them to NULL). */
 void bx_config_free(const bx_option_t *opts);
 

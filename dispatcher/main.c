@@ -27,15 +27,8 @@ int main(int argc, char **argv)
     char err[512];
     int rc = 1, check_only = 0;
 
+    check_only = bx_config_take_flag(&argc, argv, "--check-config");
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--check-config") == 0) {
-            /* Not an option of the table: take it out of argv. */
-            check_only = 1;
-            memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof *argv);
-            argc--;
-            i--;
-            continue;
-        }
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             s_usage(stdout, opts);
             return 0;
