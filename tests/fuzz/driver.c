@@ -29,7 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 /* Sanitizer runtimes call this on a report before they exit; absent (NULL)
  * in a build without sanitizers. */

@@ -20,17 +20,7 @@
 #include <string.h>
 
 #include "bayeux.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                              \
-    do {                                                                         \
-        if (!(cond)) {                                                           \
-            fprintf(stderr, "fuzz_batch: %s:%d: check failed: %s\n", __FILE__,   \
-                    __LINE__, #cond);                                            \
-            abort();                                                             \
-        }                                                                        \
-    } while (0)
+#include "fuzz.h"
 
 static int s_ws(uint8_t c)
 {

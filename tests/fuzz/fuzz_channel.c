@@ -20,17 +20,7 @@
 #include <string.h>
 
 #include "channel.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                              \
-    do {                                                                         \
-        if (!(cond)) {                                                           \
-            fprintf(stderr, "fuzz_channel: %s:%d: check failed: %s\n", __FILE__, \
-                    __LINE__, #cond);                                            \
-            abort();                                                             \
-        }                                                                        \
-    } while (0)
+#include "fuzz.h"
 
 #define MAX_EXP 1100   /* a 1024-byte name has at most 512 segments */
 

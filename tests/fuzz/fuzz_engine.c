@@ -38,17 +38,7 @@
 #include "log.h"
 #include "util.h"
 #include "wire.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                              \
-    do {                                                                         \
-        if (!(cond)) {                                                           \
-            fprintf(stderr, "fuzz_engine: %s:%d: check failed: %s\n", __FILE__,  \
-                    __LINE__, #cond);                                            \
-            abort();                                                             \
-        }                                                                        \
-    } while (0)
+#include "fuzz.h"
 
 #define MAX_OPS 64
 #define MAX_REQS (MAX_OPS + 1)

@@ -29,17 +29,7 @@
 #include <strings.h>
 
 #include "fcgi/http.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                              \
-    do {                                                                         \
-        if (!(cond)) {                                                           \
-            fprintf(stderr, "fuzz_http: %s:%d: check failed: %s\n", __FILE__,    \
-                    __LINE__, #cond);                                            \
-            abort();                                                             \
-        }                                                                        \
-    } while (0)
+#include "fuzz.h"
 
 #define NFIELDS 9
 

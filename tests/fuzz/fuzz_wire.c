@@ -21,17 +21,7 @@
 #include <zmq.h>
 
 #include "wire.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                              \
-    do {                                                                         \
-        if (!(cond)) {                                                           \
-            fprintf(stderr, "fuzz_wire: %s:%d: check failed: %s\n", __FILE__,    \
-                    __LINE__, #cond);                                            \
-            abort();                                                             \
-        }                                                                        \
-    } while (0)
+#include "fuzz.h"
 
 #define MAX_FRAMES 24
 #define MAX_TOTAL (BX_WIRE_MAX_FRAMES + 2)   /* identity + header + parts */
