@@ -5,9 +5,16 @@
  * parsed batches with the current time and gives it a send callback, so the
  * unit tests drive it with an injected clock and capture what it sends.
  *
- * Ordering guarantee: messages leave a session's queue only after the send
- * callback accepted the reply that carries them; a reply that cannot be
- * delivered (responder gone) leaves them queued for the next connect.
+ * Replies are not sent at once: the engine collects them in an outbox and
+ * bx_engine_flush() first commits the store's transaction (group commit),
+ * then sends them. So no reply leaves before what it depends on (a publish
+ * that was queued for ack sessions, an ack batch number) is in the database.
+ *
+ * Ordering guarantee: messages of a session without the ack extension leave
+ * its queue when a reply takes them; if that reply cannot be sent (responder
+ * gone), they are put back in front of the queue for the next connect. With
+ * the ack extension they stay queued, and are re-sent, until the client
+ * acknowledges their batch (shared bayeux-wire.md §5.1).
  */
 #ifndef BX_ENGINE_H
 #define BX_ENGINE_H
@@ -15,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <json-c/json.h>
+
+#include "store.h"
 
 #define BX_CLIENTID_LEN 26   /* [0-9a-z], 134 bits from getrandom */
 #define BX_BROWSER_LEN 26    /* BAYEUX_BROWSER cookie value */
@@ -30,12 +39,20 @@ typedef struct {
                                       BAYEUX_BROWSER cookie it was created under */
     int duplicate_connect_status;  /* HTTP status that releases a held connect
                                       superseded by a newer one (CometD: 500) */
-    int64_t max_queue;             /* messages queued per session; the oldest
-                                      is dropped beyond it; 0 = unbounded */
+    int64_t max_queue;             /* messages queued per session; 0 = unbounded */
+    int overflow_end;              /* beyond max_queue: 1 ends the session,
+                                      0 drops the oldest message */
+    int ack;                       /* offer the ack extension */
+    int timestamp;                 /* stamp deliveries with "timestamp" */
+    const char *history;           /* "PATTERN COUNT [MAX-AGE], ..." or NULL;
+                                      checked by bx_engine_history_check */
+    int64_t (*wall_ms)(void);      /* wall clock (timesync, timestamps,
+                                      history age); default bx_wall_ms */
 } bx_engine_cfg_t;
 
 /* CometD's defaults: timeout 20000, interval 0, maxInterval 10000, sweep 997,
- * browser binding on, duplicate connect 500; max_queue 10000. */
+ * browser binding on, duplicate connect 500; max_queue 10000, drop oldest;
+ * ack offered; no timestamps, no history. */
 void bx_engine_cfg_defaults(bx_engine_cfg_t *cfg);
 
 /* Where a reply goes: a responder (numbered by the server) and its request. */
@@ -52,7 +69,24 @@ typedef int (*bx_engine_send_fn)(void *ud, const bx_origin_t *to, int status,
 
 typedef struct bx_engine bx_engine_t;
 
+/* cfg->history must have passed bx_engine_history_check. */
 bx_engine_t *bx_engine_new(const bx_engine_cfg_t *cfg, bx_engine_send_fn send, void *ud);
+
+/* Checks a history specification: comma-separated "PATTERN COUNT [MAX-AGE]"
+ * (COUNT 1..1000000, or 0 for no count limit when MAX-AGE is given; MAX-AGE
+ * like 90s, 10m, 1h, 2d). Returns 0, or -1 with a message in err. */
+int bx_engine_history_check(const char *spec, char *err, size_t errlen);
+
+/* Attaches the store and loads what it holds: sessions (given a fresh
+ * interval + max-interval to reconnect), subscriptions, unacknowledged
+ * messages, histories. Everything the engine changes from then on is written
+ * to it. Returns 0, or -1 if the store could not be read. */
+int bx_engine_load(bx_engine_t *e, bx_store_t *st, int64_t now);
+
+/* Commits the store, then sends every reply collected since the last flush.
+ * Returns 0, or -1 if the commit failed: then nothing was sent, and the
+ * caller must stop (the state in memory is ahead of the database). */
+int bx_engine_flush(bx_engine_t *e, int64_t now);
 
 /* Frees every session, channel and queued message without sending anything.
  * Call bx_engine_release_all first to answer held connects. */
@@ -60,7 +94,7 @@ void bx_engine_destroy(bx_engine_t **pe);
 
 /* Handles one HTTP request's batch (an array of message objects, lent).
  * transport: BX_TRANSPORT_* from wire.h. browser: the request's
- * BAYEUX_BROWSER cookie, "" if none. Answers through send at once, or parks a
+ * BAYEUX_BROWSER cookie, "" if none. Answers (at the next flush), or parks a
  * /meta/connect until a message arrives for its session or it times out. */
 void bx_engine_request(bx_engine_t *e, const bx_origin_t *from, int transport,
                        const char *browser, json_object *batch, int64_t now);
@@ -74,7 +108,7 @@ void bx_engine_cancel(bx_engine_t *e, const bx_origin_t *from, int64_t now);
 int64_t bx_engine_tick(bx_engine_t *e, int64_t now);
 
 /* Answers every held connect now (at shutdown), each with its queued messages
- * and a successful reply, so no HTTP request is left hanging. */
+ * and a successful reply, so no HTTP request is left hanging. Flush after. */
 void bx_engine_release_all(bx_engine_t *e, int64_t now);
 
 typedef struct {
@@ -84,7 +118,11 @@ typedef struct {
     uint64_t published;     /* broadcast publishes accepted */
     uint64_t delivered;     /* messages that left in a reply */
     uint64_t dropped;       /* messages dropped by max_queue */
+    uint64_t overflowed;    /* sessions ended by max_queue (end-session) */
     uint64_t expired;       /* sessions removed by expiry */
+    uint64_t acked;         /* messages acknowledged by ack sessions */
+    uint64_t replayed;      /* history messages queued by a replay */
+    size_t histories;       /* channels keeping a history */
     size_t memory;          /* bytes held by sessions, channels and indexes
                                (not counting queued message bodies) */
 } bx_engine_stats_t;

@@ -10,6 +10,8 @@
 #include "engine.h"
 #include "map.h"
 #include "msg.h"
+#include "store.h"
+#include "util.h"
 
 typedef struct bx_session bx_session_t;
 typedef struct bx_chan bx_chan_t;
@@ -31,6 +33,16 @@ struct bx_chan {
 
 enum { BX_SESSION_HANDSHAKEN = 1, BX_SESSION_CONNECTED = 2 };
 
+/* The timesync extension's figures of one meta message (CometD
+ * TimesyncExtension): what its reply's ext.timesync must say. */
+typedef struct {
+    uint8_t on;          /* the message asked, and the reply answers */
+    uint8_t has_a;       /* new style: "a" is sent */
+    int64_t tc;          /* client time of the request */
+    int64_t ts;          /* server time it arrived */
+    int64_t a;           /* accuracy: (tc + o + l) - ts */
+} bx_tsync_t;
+
 struct bx_session {
     char id[BX_CLIENTID_LEN + 1];       /* clientId */
     char browser[BX_BROWSER_MAX + 1];   /* BAYEUX_BROWSER it is bound to */
@@ -38,6 +50,12 @@ struct bx_session {
     uint8_t parked;                     /* a connect is held */
     uint8_t park_advice;                /* its reply must carry advice */
     uint8_t in_wake;                    /* on the engine's wake list */
+    uint8_t ack;                        /* the ack extension is on */
+    uint8_t doomed;                     /* to be removed (queue overflow) */
+    uint64_t batch;                     /* ack: the next batch number */
+    int64_t created;                    /* wall clock, for the database */
+    uint64_t dropped;                   /* messages max_queue dropped */
+    bx_tsync_t park_ts;                 /* timesync of the held connect */
     bx_queue_t queue;                   /* messages waiting for a reply */
     bx_origin_t park_origin;            /* the held connect's request */
     int64_t park_deadline;              /* when it is answered anyway */
@@ -49,8 +67,38 @@ struct bx_session {
     uint32_t nsubs, capsubs;
 };
 
+/* A reply waiting for the group commit (bx_engine_flush). */
+typedef struct {
+    bx_origin_t to;
+    int status;
+    char browser[BX_BROWSER_LEN + 1];   /* cookie to set, "" if none */
+    char *body;                         /* owned */
+    size_t len;
+    char session[BX_CLIENTID_LEN + 1];  /* whose messages it carries */
+    bx_msg_t **taken;                   /* those taken from a queue (not
+                                           ack): put back if unsent */
+    uint32_t ntaken;
+    uint32_t nsent;                     /* messages it carries */
+} bx_out_t;
+
+/* A history rule from the configuration. */
+typedef struct {
+    char *pattern;
+    uint32_t count;        /* most messages kept; 0 = no count limit */
+    int64_t max_age_ms;    /* oldest kept; 0 = no age limit */
+} bx_hrule_t;
+
+/* A channel that keeps a history: a ring of its last messages. */
+typedef struct {
+    char *name;
+    const bx_hrule_t *rule;
+    uint64_t seq;          /* last sequence number given out */
+    bx_queue_t q;          /* the messages kept, oldest first; tag = seq */
+} bx_hist_t;
+
 struct bx_engine {
     bx_engine_cfg_t cfg;
+    bx_store_t *store;         /* NULL: nothing is persisted */
     bx_engine_send_fn send;
     void *ud;
     bx_map_t *sessions;        /* clientId -> bx_session_t (owned) */
@@ -62,11 +110,19 @@ struct bx_engine {
     uint32_t nwake, capwake;
     uint64_t fanout_seq;       /* numbers fan-outs for once-only delivery */
     int64_t next_sweep;
-    uint64_t published, delivered, dropped, expired;
+    bx_out_t *out;             /* replies waiting for the next flush */
+    uint32_t nout, capout;
+    bx_session_t **doomed;     /* sessions to end after a fan-out */
+    uint32_t ndoomed, capdoomed;
+    uint64_t next_msgid;       /* id of the next published message */
+    bx_hrule_t *hrules;        /* history rules, in configuration order */
+    size_t nhrules;
+    bx_map_t *hist;            /* channel name -> bx_hist_t (owned) */
+    uint64_t published, delivered, dropped, overflowed, expired, acked, replayed;
 };
 
-/* state.c: sessions */
-bx_session_t *bx_state_session_new(bx_engine_t *e, const char *browser);
+/* state.c: sessions. id: the clientId to restore, or NULL for a new one. */
+bx_session_t *bx_state_session_new(bx_engine_t *e, const char *browser, const char *id);
 bx_session_t *bx_state_session_get(bx_engine_t *e, const char *id);
 /* Unsubscribes, forgets a held connect without answering it, frees. */
 void bx_state_session_free(bx_engine_t *e, bx_session_t **ps);
@@ -75,10 +131,12 @@ void bx_state_session_free(bx_engine_t *e, bx_session_t **ps);
 int bx_state_subscribe(bx_engine_t *e, bx_session_t *s, const char *name, size_t len);
 int bx_state_unsubscribe(bx_engine_t *e, bx_session_t *s, const char *name, size_t len);
 
-/* state.c: queues a message for every session subscribed to a pattern that
- * matches name, once per session; parked sessions go on the wake list.
- * Returns how many sessions it reached. */
+/* state.c: queues a message (bx_persist_enqueue) for every session
+ * subscribed to a pattern that matches name, once per session; parked
+ * sessions go on the wake list. Returns how many sessions it reached. */
 size_t bx_state_fanout(bx_engine_t *e, const char *name, bx_msg_t *m);
+/* state.c: puts a parked session on the wake list. */
+void bx_state_wake(bx_engine_t *e, bx_session_t *s);
 
 /* state.c: held connects */
 void bx_state_park(bx_engine_t *e, bx_session_t *s, const bx_origin_t *o, int64_t deadline);
@@ -86,5 +144,34 @@ void bx_state_unpark(bx_engine_t *e, bx_session_t *s);
 bx_session_t *bx_state_parked_by_origin(bx_engine_t *e, const bx_origin_t *o);
 /* The parked session with the earliest deadline, or NULL. */
 bx_session_t *bx_state_heap_top(bx_engine_t *e);
+
+/* persist.c: queues m for s (the ack batch tag, the database row, the
+ * max_queue policy). */
+void bx_persist_enqueue(bx_engine_t *e, bx_session_t *s, bx_msg_t *m);
+/* persist.c: the client acknowledged batch: drops what was sent up to it. */
+void bx_persist_ack(bx_engine_t *e, bx_session_t *s, uint64_t batch);
+/* persist.c: a message reference that was a database row is gone. */
+void bx_persist_unstore(bx_engine_t *e, bx_msg_t *m);
+/* persist.c: the database side of sessions and subscriptions. */
+void bx_persist_session_new(bx_engine_t *e, const bx_session_t *s);
+void bx_persist_session_batch(bx_engine_t *e, const bx_session_t *s);
+void bx_persist_session_del(bx_engine_t *e, bx_session_t *s);
+void bx_persist_sub(bx_engine_t *e, const bx_session_t *s, const char *name, int add);
+int bx_persist_load(bx_engine_t *e, int64_t now);
+
+/* history.c */
+int bx_history_init(bx_engine_t *e);      /* parses cfg.history */
+void bx_history_free(bx_engine_t *e);
+/* The history of channel name, created if a rule matches; NULL if none. */
+bx_hist_t *bx_history_for(bx_engine_t *e, const char *name);
+bx_hist_t *bx_history_restore(bx_engine_t *e, const char *name, uint64_t seq);
+/* Appends m with its seq and trims by count; store: write the rows. */
+void bx_history_append(bx_engine_t *e, bx_hist_t *h, bx_msg_t *m, uint64_t seq, int store);
+/* Trims every history by age. */
+void bx_history_sweep(bx_engine_t *e, int64_t wall);
+/* Replays, for a subscribe of s to names[0..n), what ext.replay asks;
+ * writes the reply's "replay" ext member (without braces) into out. */
+void bx_history_replay(bx_engine_t *e, bx_session_t *s, const char *const *names, size_t n,
+                       json_object *replay, bx_buf_t *out);
 
 #endif

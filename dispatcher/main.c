@@ -9,6 +9,7 @@
 #include "log.h"
 #include "options.h"
 #include "server.h"
+#include "store.h"
 
 static void s_usage(FILE *out, const bx_option_t *opts)
 {
@@ -16,7 +17,9 @@ static void s_usage(FILE *out, const bx_option_t *opts)
             "Usage: bayeuxd [--config FILE] [--KEY=VALUE ...]\n"
             "The Bayeux dispatcher: sessions, channels and queues for the bayeux-fcgi\n"
             "responders. Every KEY may also be set in the config file as \"KEY = VALUE\".\n"
-            "--check-config checks the configuration and exits.\n\n");
+            "--check-config checks the configuration and exits.\n"
+            "--check-db checks the database (integrity, references) and exits:\n"
+            "  0 clean, 1 problems found, 2 cannot open.\n\n");
     bx_config_print_help(out, opts);
 }
 
@@ -25,9 +28,10 @@ int main(int argc, char **argv)
     bx_dopts_t o;
     const bx_option_t *opts = bx_dopts_init(&o);
     char err[512];
-    int rc = 1, check_only = 0;
+    int rc = 1, check_only = 0, check_db = 0;
 
     check_only = bx_config_take_flag(&argc, argv, "--check-config");
+    check_db = bx_config_take_flag(&argc, argv, "--check-db");
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             s_usage(stdout, opts);
@@ -47,9 +51,33 @@ int main(int argc, char **argv)
         fprintf(stderr, "bayeuxd: log-level: expected error, warn, info or debug\n");
         return 2;
     }
+    if (bx_dopts_check(&o, err, sizeof err) != 0) {
+        fprintf(stderr, "bayeuxd: %s\n", err);
+        rc = 2;
+        goto out;
+    }
     if (check_only) {
         printf("bayeuxd: configuration ok\n");
         rc = 0;
+        goto out;
+    }
+    if (check_db) {
+        /* Opening creates or migrates; a check of a missing file would
+         * create it, so say so instead. */
+        if (strcmp(o.database, ":memory:") != 0 && access(o.database, R_OK) != 0) {
+            fprintf(stderr, "bayeuxd: database %s: %s\n", o.database, strerror(errno));
+            rc = 2;
+            goto out;
+        }
+        bx_store_cfg_t scfg = { o.database, 0, 5000 };
+        bx_store_t *st = bx_store_open(&scfg, err, sizeof err);
+        if (!st) {
+            fprintf(stderr, "bayeuxd: database %s: %s\n", o.database, err);
+            rc = 2;
+            goto out;
+        }
+        rc = bx_store_check(st, stdout) == 0 ? 0 : 1;
+        bx_store_close(&st);
         goto out;
     }
     bx_log_level = level;

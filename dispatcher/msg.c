@@ -11,6 +11,9 @@ bx_msg_t *bx_msg_new(const char *json, size_t len)
     bx_msg_t *m = bx_malloc(sizeof *m + len + 1);
     m->refs = 1;
     m->len = (uint32_t)len;
+    m->id = 0;
+    m->time = 0;
+    m->stored = 0;
     memcpy(m->json, json, len);
     m->json[len] = '\0';
     return m;
@@ -31,47 +34,81 @@ void bx_msg_unref(bx_msg_t **pm)
     *pm = NULL;
 }
 
-int bx_queue_push(bx_queue_t *q, bx_msg_t *m, size_t max)
+/* Makes room for at least need entries, keeping the order from head. */
+static void s_grow(bx_queue_t *q, uint32_t need)
 {
-    int dropped = 0;
-    if (max > 0 && q->count >= max) {
-        bx_queue_pop(q, 1);
-        dropped = 1;
-    }
-    if (q->count == q->cap) {
-        uint32_t ncap = q->cap ? q->cap * 2 : 4;
-        bx_msg_t **ring = bx_malloc(ncap * sizeof *ring);
-        for (uint32_t i = 0; i < q->count; i++)
-            ring[i] = q->ring[(q->head + i) % q->cap];
-        free(q->ring);
-        q->ring = ring;
-        q->head = 0;
-        q->cap = ncap;
-    }
-    q->ring[(q->head + q->count) % q->cap] = bx_msg_ref(m);
+    if (need <= q->cap)
+        return;
+    uint32_t ncap = q->cap ? q->cap : 4;
+    while (ncap < need)
+        ncap *= 2;
+    bx_qent_t *ring = bx_malloc(ncap * sizeof *ring);
+    for (uint32_t i = 0; i < q->count; i++)
+        ring[i] = q->ring[(q->head + i) % q->cap];
+    free(q->ring);
+    q->ring = ring;
+    q->head = 0;
+    q->cap = ncap;
+}
+
+void bx_queue_push(bx_queue_t *q, bx_msg_t *m, uint64_t tag)
+{
+    s_grow(q, q->count + 1);
+    bx_qent_t *e = &q->ring[(q->head + q->count) % q->cap];
+    e->m = bx_msg_ref(m);
+    e->tag = tag;
     q->count++;
-    return dropped;
 }
 
-bx_msg_t *bx_queue_at(const bx_queue_t *q, uint32_t i)
+void bx_queue_unshift(bx_queue_t *q, bx_msg_t **ms, uint32_t n)
 {
-    return q->ring[(q->head + i) % q->cap];
-}
-
-void bx_queue_pop(bx_queue_t *q, uint32_t n)
-{
-    for (uint32_t i = 0; i < n && q->count > 0; i++) {
-        bx_msg_unref(&q->ring[q->head]);
-        q->head = (q->head + 1) % q->cap;
-        q->count--;
+    if (n == 0)
+        return;
+    s_grow(q, q->count + n);
+    for (uint32_t i = n; i-- > 0;) {
+        q->head = (q->head + q->cap - 1) % q->cap;
+        q->ring[q->head].m = ms[i];
+        q->ring[q->head].tag = 0;
+        q->count++;
     }
-    /* An idle session should cost nothing: give a big ring back. */
+}
+
+bx_qent_t *bx_queue_ent(const bx_queue_t *q, uint32_t i)
+{
+    return &q->ring[(q->head + i) % q->cap];
+}
+
+/* An idle session should cost nothing: give a big ring back. */
+static void s_shrink(bx_queue_t *q)
+{
     if (q->count == 0 && q->cap > 64) {
         free(q->ring);
         q->ring = NULL;
         q->cap = 0;
         q->head = 0;
     }
+}
+
+bx_msg_t *bx_queue_shift(bx_queue_t *q)
+{
+    if (q->count == 0)
+        return NULL;
+    bx_msg_t *m = q->ring[q->head].m;
+    q->ring[q->head].m = NULL;
+    q->head = (q->head + 1) % q->cap;
+    q->count--;
+    s_shrink(q);
+    return m;
+}
+
+void bx_queue_pop(bx_queue_t *q, uint32_t n)
+{
+    for (uint32_t i = 0; i < n && q->count > 0; i++) {
+        bx_msg_unref(&q->ring[q->head].m);
+        q->head = (q->head + 1) % q->cap;
+        q->count--;
+    }
+    s_shrink(q);
 }
 
 void bx_queue_clear(bx_queue_t *q)

@@ -11,8 +11,13 @@
 #include <stdint.h>
 
 typedef struct bx_msg {
-    uint32_t refs;      /* owners: queues and the publisher while fanning out */
+    uint32_t refs;      /* owners: queues, histories, the publisher while
+                           fanning out */
     uint32_t len;       /* bytes of json, excluding the NUL */
+    uint64_t id;        /* publish order; its row in the database */
+    int64_t time;       /* wall-clock ms when published */
+    uint32_t stored;    /* references that are rows in the database (queued
+                           and history rows); the row goes at zero */
     char json[];        /* one JSON object, NUL-terminated */
 } bx_msg_t;
 
@@ -22,22 +27,37 @@ bx_msg_t *bx_msg_ref(bx_msg_t *m);
 /* Drops a reference, frees at zero, sets *pm to NULL. Tolerates NULL. */
 void bx_msg_unref(bx_msg_t **pm);
 
+/* One queued message: with the ack extension, tag is the batch it was queued
+ * under (bayeux-wire.md §5.1). */
+typedef struct {
+    bx_msg_t *m;
+    uint64_t tag;
+} bx_qent_t;
+
 /* FIFO of message references (a ring that grows; lazily allocated so an idle
  * session costs nothing here). */
 typedef struct {
-    bx_msg_t **ring;
+    bx_qent_t *ring;
     uint32_t head;      /* index of the oldest */
     uint32_t count;
     uint32_t cap;
 } bx_queue_t;
 
-/* Appends a reference to m (takes a new reference). If the queue already holds
- * max messages (max > 0), the oldest is dropped first; returns 1 then, else 0. */
-int bx_queue_push(bx_queue_t *q, bx_msg_t *m, size_t max);
-/* The i-th oldest message (0 = oldest), borrowed; i < count. */
-bx_msg_t *bx_queue_at(const bx_queue_t *q, uint32_t i);
+/* Appends a reference to m (takes a new reference) with its tag. */
+void bx_queue_push(bx_queue_t *q, bx_msg_t *m, uint64_t tag);
+/* Puts n messages back in front of the queue, in their order, taking over
+ * the references (for a reply that could not be sent). */
+void bx_queue_unshift(bx_queue_t *q, bx_msg_t **ms, uint32_t n);
+/* The i-th oldest entry (0 = oldest), borrowed; i < count. */
+bx_qent_t *bx_queue_ent(const bx_queue_t *q, uint32_t i);
+static inline bx_msg_t *bx_queue_at(const bx_queue_t *q, uint32_t i)
+{
+    return bx_queue_ent(q, i)->m;
+}
 /* Drops the n oldest messages (n <= count). */
 void bx_queue_pop(bx_queue_t *q, uint32_t n);
+/* Takes the oldest message out, handing its reference to the caller. */
+bx_msg_t *bx_queue_shift(bx_queue_t *q);
 /* Drops everything and frees the ring. */
 void bx_queue_clear(bx_queue_t *q);
 

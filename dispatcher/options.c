@@ -1,6 +1,7 @@
 /* options.c - see options.h. */
 #include "options.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "bayeux.h"
@@ -12,7 +13,7 @@ const char *const bx_dopts_foreign[] = {
 
 const bx_option_t *bx_dopts_init(bx_dopts_t *o)
 {
-    static bx_option_t table[16];
+    static bx_option_t table[24];
     bx_engine_cfg_t d;
     bx_engine_cfg_defaults(&d);
     memset(o, 0, sizeof *o);
@@ -24,6 +25,12 @@ const bx_option_t *bx_dopts_init(bx_dopts_t *o)
     o->browser_binding = d.browser_binding;
     o->duplicate_connect_status = d.duplicate_connect_status;
     o->max_queue = d.max_queue;
+    o->queue_overflow = (char *)"drop-oldest";
+    o->ack = d.ack;
+    o->timestamp = d.timestamp;
+    o->history = (char *)"";
+    o->database = (char *)BX_DEFAULT_DATABASE;
+    o->synchronous = (char *)"normal";
     o->max_body = BX_DEFAULT_MAX_BODY;
     o->max_messages = BX_DEFAULT_MAX_MESSAGES;
     o->max_depth = BX_DEFAULT_MAX_DEPTH;
@@ -47,7 +54,20 @@ const bx_option_t *bx_dopts_init(bx_dopts_t *o)
         { "duplicate-connect-status", BX_OPT_INT, &o->duplicate_connect_status, 400, 599,
           "HTTP status that releases a held connect superseded by a newer one" },
         { "max-queue", BX_OPT_INT, &o->max_queue, 0, 100000000,
-          "messages queued per session before the oldest is dropped (0: no limit)" },
+          "messages queued (or unacknowledged) per session (0: no limit)" },
+        { "queue-overflow", BX_OPT_STR, &o->queue_overflow, 0, 0,
+          "beyond max-queue: drop-oldest, or end-session (the client handshakes again)" },
+        { "ack", BX_OPT_BOOL, &o->ack, 0, 1,
+          "offer the ack extension: nothing is lost between a client and bayeuxd" },
+        { "history", BX_OPT_STR, &o->history, 0, 0,
+          "channels that keep messages for replay: \"PATTERN COUNT [MAX-AGE], ...\"" },
+        { "timestamp", BX_OPT_BOOL, &o->timestamp, 0, 1,
+          "stamp every delivery with an RFC 1123 \"timestamp\"" },
+        { "database", BX_OPT_STR, &o->database, 0, 0,
+          "SQLite file for sessions, unacknowledged messages and histories "
+          "(:memory: keeps nothing)" },
+        { "synchronous", BX_OPT_STR, &o->synchronous, 0, 0,
+          "normal: survives a crash of bayeuxd; full: survives a power loss too" },
         { "max-body", BX_OPT_SIZE, &o->max_body, 64, 64 << 20,
           "largest request body (bytes, k/M suffixes)" },
         { "max-messages", BX_OPT_INT, &o->max_messages, 1, 1000000,
@@ -62,6 +82,26 @@ const bx_option_t *bx_dopts_init(bx_dopts_t *o)
     return table;
 }
 
+int bx_dopts_check(const bx_dopts_t *o, char *err, size_t errlen)
+{
+    if (strcmp(o->queue_overflow, "drop-oldest") != 0 &&
+        strcmp(o->queue_overflow, "end-session") != 0) {
+        snprintf(err, errlen, "queue-overflow: expected drop-oldest or end-session, not \"%s\"",
+                 o->queue_overflow);
+        return -1;
+    }
+    if (strcmp(o->synchronous, "normal") != 0 && strcmp(o->synchronous, "full") != 0) {
+        snprintf(err, errlen, "synchronous: expected normal or full, not \"%s\"",
+                 o->synchronous);
+        return -1;
+    }
+    if (!*o->database) {
+        snprintf(err, errlen, "database: give a file, or :memory:");
+        return -1;
+    }
+    return bx_engine_history_check(o->history, err, errlen);
+}
+
 void bx_dopts_engine_cfg(const bx_dopts_t *o, bx_engine_cfg_t *cfg)
 {
     bx_engine_cfg_defaults(cfg);
@@ -72,4 +112,8 @@ void bx_dopts_engine_cfg(const bx_dopts_t *o, bx_engine_cfg_t *cfg)
     cfg->browser_binding = o->browser_binding;
     cfg->duplicate_connect_status = (int)o->duplicate_connect_status;
     cfg->max_queue = o->max_queue;
+    cfg->overflow_end = strcmp(o->queue_overflow, "end-session") == 0;
+    cfg->ack = o->ack;
+    cfg->timestamp = o->timestamp;
+    cfg->history = o->history;
 }

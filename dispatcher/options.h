@@ -8,6 +8,10 @@
 #include "engine.h"
 
 #define BX_DEFAULT_DISPATCHER "ipc:///tmp/bayeux-fcgi/dispatcher.sock"
+#ifndef BX_LOCALSTATEDIR
+#define BX_LOCALSTATEDIR "/var"
+#endif
+#define BX_DEFAULT_DATABASE BX_LOCALSTATEDIR "/lib/bayeux-fcgi/bayeuxd.db"
 
 typedef struct {
     char *dispatcher;              /* ROUTER endpoint to bind */
@@ -15,6 +19,11 @@ typedef struct {
     int browser_binding;
     int64_t duplicate_connect_status;
     int64_t max_queue;
+    char *queue_overflow;          /* "drop-oldest" or "end-session" */
+    int ack, timestamp;
+    char *history;                 /* "PATTERN COUNT [MAX-AGE], ..." */
+    char *database;                /* SQLite file, or ":memory:" */
+    char *synchronous;             /* "normal" or "full" */
     int64_t max_body, max_messages, max_depth;
     char *log;                     /* "-" stderr, "syslog", or a file */
     char *log_level;
@@ -24,6 +33,10 @@ typedef struct {
 /* Fills o with the defaults and returns the option table bound to o (valid
  * while o lives). */
 const bx_option_t *bx_dopts_init(bx_dopts_t *o);
+
+/* Checks what the table cannot (enumerations, the history rules). Returns
+ * 0, or -1 with a message in err. */
+int bx_dopts_check(const bx_dopts_t *o, char *err, size_t errlen);
 
 /* Keys of bayeux-fcgi that a shared config file may hold. */
 extern const char *const bx_dopts_foreign[];

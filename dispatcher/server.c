@@ -31,6 +31,7 @@ struct bx_server {
     void *router;
     int sigfd;
     bx_engine_t *engine;
+    bx_store_t *store;
     bx_limits_t limits;
     bx_map_t *peer_index;      /* routing id -> peer number + 1 */
     s_peer_t *peers;           /* owned array */
@@ -203,6 +204,26 @@ bx_server_t *bx_server_new(const bx_dopts_t *o)
     }
     bx_dopts_engine_cfg(o, &cfg);
     srv->engine = bx_engine_new(&cfg, s_send, srv);
+    if (!srv->engine)
+        goto error;
+
+    /* The database before the first request: a restarted bayeuxd answers
+     * its clients' next connects with the sessions they had. */
+    bx_store_cfg_t scfg = { o->database, strcmp(o->synchronous, "full") == 0, 5000 };
+    char err[512];
+    int64_t t0 = bx_now_ms();
+    srv->store = bx_store_open(&scfg, err, sizeof err);
+    if (!srv->store) {
+        bx_error(TAG, "database %s: %s", o->database, err);
+        goto error;
+    }
+    if (bx_engine_load(srv->engine, srv->store, bx_now_ms()) != 0 ||
+        bx_engine_flush(srv->engine, bx_now_ms()) != 0) {
+        bx_error(TAG, "database %s cannot be read; see bayeuxd --check-db", o->database);
+        goto error;
+    }
+    bx_info(TAG, "database %s (synchronous %s) ready in %lld ms", o->database, o->synchronous,
+            (long long)(bx_now_ms() - t0));
     bx_info(TAG, "listening on %s (timeout %lld ms, max-interval %lld ms)", o->dispatcher,
             (long long)cfg.timeout_ms, (long long)cfg.max_interval_ms);
     return srv;
@@ -264,8 +285,18 @@ int bx_server_run(bx_server_t *srv)
         }
         now = bx_now_ms();
         next = bx_engine_tick(srv->engine, now);
+        /* Group commit: one transaction for everything this iteration did,
+         * then its replies. If the database refuses, nothing is answered
+         * that it does not hold: stop, and let the restart reload it. */
+        if (bx_engine_flush(srv->engine, now) != 0) {
+            bx_error(TAG, "the database cannot be written: stopping without answering "
+                     "what it does not hold");
+            return -1;
+        }
     }
     bx_engine_release_all(srv->engine, bx_now_ms());
+    if (bx_engine_flush(srv->engine, bx_now_ms()) != 0)
+        return -1;
     return 0;
 }
 
@@ -275,6 +306,7 @@ void bx_server_destroy(bx_server_t **ps)
         return;
     bx_server_t *srv = *ps;
     bx_engine_destroy(&srv->engine);
+    bx_store_close(&srv->store);
     if (srv->router)
         zmq_close(srv->router);
     if (srv->ctx)

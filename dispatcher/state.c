@@ -16,15 +16,23 @@
 
 #define TAG "state"
 
-bx_session_t *bx_state_session_new(bx_engine_t *e, const char *browser)
+bx_session_t *bx_state_session_new(bx_engine_t *e, const char *browser, const char *id)
 {
     bx_session_t *s = bx_calloc(1, sizeof *s);
-    do {
-        if (bx_random_id(s->id, BX_CLIENTID_LEN) != 0) {
+    if (id) {
+        if (strlen(id) != BX_CLIENTID_LEN || bx_map_get(e->sessions, id, BX_CLIENTID_LEN)) {
             free(s);
             return NULL;
         }
-    } while (bx_map_get(e->sessions, s->id, BX_CLIENTID_LEN));
+        memcpy(s->id, id, BX_CLIENTID_LEN);
+    } else {
+        do {
+            if (bx_random_id(s->id, BX_CLIENTID_LEN) != 0) {
+                free(s);
+                return NULL;
+            }
+        } while (bx_map_get(e->sessions, s->id, BX_CLIENTID_LEN));
+    }
     snprintf(s->browser, sizeof s->browser, "%s", browser);
     s->state = BX_SESSION_HANDSHAKEN;
     s->heap_idx = UINT32_MAX;
@@ -131,7 +139,7 @@ typedef struct {
     size_t reached;
 } s_fanout_t;
 
-static void s_wake_add(bx_engine_t *e, bx_session_t *s)
+void bx_state_wake(bx_engine_t *e, bx_session_t *s)
 {
     if (s->in_wake || !s->parked)
         return;
@@ -157,12 +165,8 @@ static int s_fanout_pattern(const char *pattern, size_t len, void *ud)
         if (s->mark == e->fanout_seq)
             continue;
         s->mark = e->fanout_seq;
-        if (bx_queue_push(&s->queue, f->m, (size_t)e->cfg.max_queue)) {
-            e->dropped++;
-            bx_warn(TAG, "session %s: queue full (%lld), oldest message dropped",
-                    s->id, (long long)e->cfg.max_queue);
-        }
-        s_wake_add(e, s);
+        bx_persist_enqueue(e, s, f->m);
+        bx_state_wake(e, s);
         f->reached++;
     }
     return 0;

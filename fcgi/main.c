@@ -82,7 +82,8 @@ static const bx_option_t s_opts[] = {
 /* Keys of the shared config file that belong to bayeuxd: accepted, ignored. */
 static const char *const s_foreign[] = {
     "timeout", "interval", "max-interval", "sweep-period", "browser-binding",
-    "duplicate-connect-status", "max-queue", "pidfile", NULL
+    "duplicate-connect-status", "max-queue", "queue-overflow", "ack", "history",
+    "timestamp", "database", "synchronous", "pidfile", NULL
 };
 
 static void s_usage(FILE *out)

@@ -36,6 +36,7 @@
 #include "channel.h"
 #include "engine.h"
 #include "log.h"
+#include "store.h"
 #include "util.h"
 #include "wire.h"
 #include "fuzz.h"
@@ -103,6 +104,10 @@ static struct {
     size_t parked;          /* requests in R_PARKED */
     uint64_t handshakes, disconnects;
     int fail_sends;         /* sends may fail (responder gone) */
+    bx_store_t *store;      /* ack, history and restarts are on */
+    uint64_t expired_base;  /* expired and overflowed sessions of engines */
+    uint64_t overflow_base; /* that a restart replaced */
+    int restarts;
     uint32_t fail_counter;
     /* the request being handled */
     uint64_t cur;
@@ -300,7 +305,8 @@ static void s_check_stats(void)
     bx_engine_stats(g.e, &st);
     CHECK(st.parked == g.parked);
     CHECK(st.parked <= st.sessions);
-    CHECK(st.sessions + g.disconnects + st.expired == g.handshakes);
+    CHECK(st.sessions + g.disconnects + st.expired + g.expired_base + st.overflowed +
+          g.overflow_base == g.handshakes);
 }
 
 /* ---- requests ---- */
@@ -353,6 +359,7 @@ static void s_request(json_object *batch, int transport, uint32_t peer, const ch
 
     bx_origin_t o = { peer, id };
     bx_engine_request(g.e, &o, transport, browser, batch, g.now);
+    bx_engine_flush(g.e, g.now);
 
     if (!g.cur_answered) {
         /* Held: only ever a lone /meta/connect. */
@@ -450,6 +457,18 @@ static const char *const g_data[] = {
     ",\"data\":{\"text\":\"hi\"},\"successful\":true", ",\"data\":-0.5e-7",
 };
 
+static const char *const g_hs_ext[] = {
+    "", ",\"ext\":{\"ack\":true}", ",\"ext\":{\"ack\":true,\"timesync\":{\"tc\":1,\"l\":0,\"o\":0}}",
+    ",\"ext\":{\"ack\":1}", ",\"ext\":5", ",\"ext\":{\"timesync\":{\"tc\":\"x\"}}",
+    ",\"ext\":{\"ack\":true}", ",\"ext\":{\"ack\":false}",
+};
+
+static const char *const g_sub_ext[] = {
+    "", ",\"ext\":{\"replay\":0}", ",\"ext\":{\"replay\":2}",
+    ",\"ext\":{\"replay\":{\"/chat/a\":1,\"/chat/b/c\":0}}", ",\"ext\":{\"replay\":\"x\"}",
+    ",\"ext\":{\"replay\":-3}", ",\"ext\":{\"replay\":1e40}", ",\"ext\":{\"replay\":null}",
+};
+
 static const char *const g_channels[] = {
     "/meta/handshake", "/meta/connect", "/meta/subscribe", "/meta/unsubscribe",
     "/meta/disconnect", "/chat/a", "/chat/b/c", "/service/x", "/meta/foo", "bad",
@@ -473,15 +492,22 @@ static int s_put_message(bx_buf_t *b, int chsel)
     switch (chsel) {
     case 0:
         bx_buf_puts(b, ",\"version\":\"1.0\",\"supportedConnectionTypes\":[\"long-polling\"]");
+        bx_buf_puts(b, g_hs_ext[(extra >> 3) & 7]);
         break;
     case 1:
         bx_buf_puts(b, ",\"connectionType\":\"long-polling\"");
         bx_buf_puts(b, g_advice[extra & 7]);
+        if (extra & 8)
+            bx_buf_printf(b, ",\"ext\":{\"ack\":%u,\"timesync\":{\"tc\":%u,\"l\":%u,\"o\":0}}",
+                          extra >> 5, extra * 1000u, extra & 16 ? 0u : 3u);
+        else if (extra & 16)
+            bx_buf_puts(b, ",\"ext\":{\"ack\":\"x\"}");
         break;
     case 2:
     case 3:
         if ((extra & 31) < 16)
             bx_buf_printf(b, ",\"subscription\":%s", g_subs[extra & 15]);
+        bx_buf_puts(b, g_sub_ext[extra >> 5]);
         break;
     default:
         bx_buf_puts(b, g_data[extra & 7]);
@@ -531,6 +557,7 @@ static void s_op_tick(void)
     if (g_verbose)
         fprintf(stderr, "-- tick %lld\n", (long long)g.now);
     int64_t next = bx_engine_tick(g.e, g.now);
+    bx_engine_flush(g.e, g.now);
     CHECK(next > g.now || g.cfg.sweep_period_ms == 0);
     /* Nothing stays held past its timeout (the client may ask for less). */
     for (uint64_t i = 1; i <= g.nreq; i++)
@@ -560,6 +587,7 @@ static void s_op_cancel(void)
         o.peer = g.req[target].peer ^ (sel & 0x80 ? 1u : 0u);
     o.reqid = target;
     bx_engine_cancel(g.e, &o, g.now);
+    bx_engine_flush(g.e, g.now);
     if (target >= 1 && target <= g.nreq && g.req[target].state == R_PARKED &&
         g.req[target].peer == o.peer) {
         g.req[target].state = R_CANCELLED;
@@ -585,8 +613,45 @@ static void s_setup(uint8_t a, uint8_t b)
     g.cfg.max_interval_ms = max_intervals[b & 3];
     g.cfg.sweep_period_ms = sweeps[(b >> 2) & 3];
     g.cfg.duplicate_connect_status = b & 16 ? 408 : 500;
+    g.cfg.timestamp = (b >> 7) & 1;
+    g.cfg.overflow_end = (b >> 7) & 1;
     g.now = 1000000;
+    if (b & 64) {
+        /* The database, ack and histories: a restart is one more operation. */
+        bx_store_cfg_t sc = { ":memory:", 0, 1000 };
+        char err[256];
+        g.cfg.history = "/chat/** 3, /x/** 0 10s";
+        g.store = bx_store_open(&sc, err, sizeof err);
+        CHECK(g.store != NULL);
+    }
     g.e = bx_engine_new(&g.cfg, s_send, NULL);
+    if (g.store) {
+        CHECK(bx_engine_load(g.e, g.store, g.now) == 0);
+        CHECK(bx_engine_flush(g.e, g.now) == 0);
+    }
+}
+
+/* bayeuxd killed and started again: held connects are gone unanswered (the
+ * responders answer them 503), everything else comes back from the store. */
+static void s_op_restart(void)
+{
+    bx_engine_stats_t before, after;
+    bx_engine_stats(g.e, &before);
+    CHECK(bx_store_check(g.store, NULL) == 0);
+    bx_engine_destroy(&g.e);
+    for (uint64_t i = 1; i <= g.nreq; i++)
+        if (g.req[i].state == R_PARKED)
+            g.req[i].state = R_CANCELLED;
+    g.parked = 0;
+    g.expired_base += before.expired;
+    g.overflow_base += before.overflowed;
+    g.restarts++;
+    g.e = bx_engine_new(&g.cfg, s_send, NULL);
+    CHECK(bx_engine_load(g.e, g.store, g.now) == 0);
+    CHECK(bx_engine_flush(g.e, g.now) == 0);
+    bx_engine_stats(g.e, &after);
+    CHECK(after.sessions == before.sessions);
+    CHECK(after.histories <= before.histories);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -606,7 +671,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 0: s_op_batch(-1); break;
         case 1: s_op_raw(); break;
         case 2: s_op_tick(); break;
-        case 3: s_op_cancel(); break;
+        case 3:
+            if (g.store && (op & 0xf8) == 0xf8)
+                s_op_restart();
+            else
+                s_op_cancel();
+            break;
         case 4: s_op_batch(0); break;                        /* handshake */
         case 5: s_op_batch(1); break;                        /* connect */
         case 6: s_op_batch(op & 8 ? 3 : 2); break;           /* (un)subscribe */
@@ -616,10 +686,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (release) {
         /* Shutdown: every held connect is answered. */
         bx_engine_release_all(g.e, g.now);
+        bx_engine_flush(g.e, g.now);
         CHECK(g.parked == 0);
         s_check_stats();
     }
     bx_engine_destroy(&g.e);
     CHECK(g.e == NULL);
+    if (g.store) {
+        CHECK(bx_store_check(g.store, NULL) == 0);
+        bx_store_close(&g.store);
+    }
     return 0;
 }

@@ -50,7 +50,7 @@ if ! "$CC" -fsanitize=fuzzer,address,undefined -o "$out/obj/probe" "$probe" 2>/d
     exit 77
 fi
 
-deps="json-c libzmq"
+deps="json-c libzmq sqlite3"
 cflags=(-std=gnu11 -g -O1 -D_GNU_SOURCE -I"$src" -I"$src/common" -I"$src/dispatcher"
         -I"$src/fcgi" -fno-omit-frame-pointer
         -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
@@ -60,9 +60,13 @@ libs=($(pkg-config --libs $deps))
 # The code under test is compiled here with coverage instrumentation (a
 # library from ./configure would be invisible to libFuzzer's guidance).
 objs=()
+awk -f "$src/sql/embed.awk" "$src/sql/schema.sql" >"$out/obj/schema.c" || exit 1
+"$CC" "${cflags[@]}" -c -o "$out/obj/schema.o" "$out/obj/schema.c" || exit 1
+objs+=("$out/obj/schema.o")
 for f in common/util.c common/log.c common/channel.c common/bayeux.c common/wire.c \
          common/config.c dispatcher/map.c dispatcher/msg.c dispatcher/engine.c \
-         dispatcher/state.c fcgi/http.c; do
+         dispatcher/state.c dispatcher/persist.c dispatcher/history.c dispatcher/store.c \
+         fcgi/http.c; do
     o=$out/obj/$(echo "$f" | tr / _).o
     "$CC" "${cflags[@]}" -c -o "$o" "$src/$f" || exit 1
     objs+=("$o")

@@ -23,11 +23,23 @@
 #                             "valgrind --error-exitcode=99 --leak-check=full"
 #                             (a wrapped program that reports errors exits
 #                             non-zero, which fails the run)
+#   BX_DATABASE               bayeuxd's database (default $BX_TMP/bayeuxd.db,
+#                             a real file so that a restart finds its state)
+#   BX_HISTORY                bayeuxd's history option (default
+#                             "/chat/** 1000, /hist/** 1000, /trim/** 5": the
+#                             demo's room, and the replay tests' channels)
 #   BX_KEEP=1                 keep the temp dir
 # Exported to the tests: BX_URL BX_SERVER BX_TIMEOUT_MS BX_MAX_INTERVAL_MS
 #   BX_TMP BX_PORT BX_ORIGIN BX_DOCROOT BX_DISPATCHER BX_DISPATCHER_LOG
-#   BX_BAYEUXD BX_DISPATCHER_PIDFILE (a test that restarts bayeuxd writes the
-#   new pid there with --pidfile so that the cleanup stops it too).
+#   BX_BAYEUXD BX_DISPATCHER_PIDFILE BX_DATABASE BX_HISTORY BX_CTL.
+#
+# BX_CTL is a script the tests use to kill and restart each piece (see
+# bx_ctl below): "$BX_CTL kill-dispatcher KILL", "$BX_CTL start-dispatcher
+# [EXTRA-FLAGS]", "$BX_CTL kill-responder KILL workers|all",
+# "$BX_CTL start-responder", "$BX_CTL restart-webserver". What it starts is
+# recorded in $BX_TMP/ctl/started and stopped by the cleanup like the rest;
+# what it kills on purpose is recorded in $BX_TMP/ctl/killed, so that the
+# cleanup does not count that exit status as a failure.
 
 set -u
 
@@ -43,6 +55,12 @@ bx_names=()
 bx_failed=0
 bx_stopping=0
 bx_node_pid=
+bx_server=
+bx_fcgi_sock=
+bx_wcmd=        # the web server's command line, as webconf printed it
+bx_dcmd=()      # bayeuxd's command line
+bx_rcmd=()      # bayeux-fcgi's (nginx, Apache)
+BX_CTL=
 
 # A whole-script skip: tap-driver counts "1..0 # SKIP" as one SKIP result,
 # but would add an ERROR for any non-zero exit status (77 included).
@@ -121,36 +139,72 @@ bx_print_logs() {
     done
 }
 
+# The role of a process we started by name: the cleanup stops the web
+# server first, then the responders, then the dispatcher.
+bx_role() {
+    case "$1" in
+        bayeuxd) echo dispatcher ;;
+        bayeux-fcgi) echo responder ;;
+        *) echo web ;;
+    esac
+}
+
+# True when a test killed pid on purpose (through $BX_CTL).
+bx_killed() {
+    [ -s "$BX_TMP/ctl/killed" ] && grep -qx "$1" "$BX_TMP/ctl/killed"
+}
+
+# Stops pid, then whatever children it leaves behind (lighttpd's spawned
+# responders, bayeux-fcgi's workers).
+bx_stop_tree() {
+    local pid=$1 kids=() k
+    bx_gone "$pid" && return 0
+    mapfile -t kids < <(pgrep -P "$pid" 2>/dev/null)
+    bx_stop_pid "$pid"
+    for k in "${kids[@]}"; do
+        bx_stop_pid "$k"
+    done
+}
+
 bx_cleanup() {
-    local status=$? i pid rc extra=()
+    local status=$? i pid rc role r started=() kids=() k
     [ "$bx_stopping" = 0 ] || return
     bx_stopping=1
     trap - EXIT INT TERM
     [ -n "$BX_TMP" ] || exit "$status"
     [ -z "$bx_node_pid" ] || bx_stop_pid "$bx_node_pid"
-    # A bayeuxd restarted by a test is not our child: its pidfile knows it.
-    if [ -s "$BX_TMP/bayeuxd.pid" ]; then
-        pid=$(cat "$BX_TMP/bayeuxd.pid")
-        case " ${bx_pids[*]} " in *" $pid "*) ;; *) extra+=("$pid") ;; esac
+    if [ -s "$BX_TMP/ctl/started" ]; then
+        mapfile -t started <"$BX_TMP/ctl/started"
     fi
-    # Processes that lighttpd or bayeux-fcgi --workers started, should their
-    # parent not stop them.
-    for pid in "${bx_pids[@]}"; do
-        while read -r i; do extra+=("$i"); done < <(pgrep -P "$pid" 2>/dev/null)
-    done
-    for ((i = ${#bx_pids[@]} - 1; i >= 0; i--)); do
-        pid=${bx_pids[i]}
-        bx_stop_pid "$pid"
-        wait "$pid" 2>/dev/null
-        rc=$?
-        # 143 = the SIGTERM we sent, for programs that die by it.
-        if [ "$rc" -ne 0 ] && [ "$rc" -ne 143 ]; then
-            echo "# ${bx_names[i]} (pid $pid) exited with status $rc"
-            bx_failed=1
+    for role in web responder dispatcher; do
+        # What the tests started through $BX_CTL is not our child: newest
+        # first; their exit status is not ours to see.
+        for ((i = ${#started[@]} - 1; i >= 0; i--)); do
+            read -r r pid <<<"${started[i]}"
+            [ "$r" = "$role" ] && bx_stop_tree "$pid"
+        done
+        # A bayeuxd that a test started by other means, with our pidfile.
+        if [ "$role" = dispatcher ] && [ -s "$BX_TMP/bayeuxd.pid" ]; then
+            bx_stop_tree "$(cat "$BX_TMP/bayeuxd.pid")"
         fi
-    done
-    for pid in "${extra[@]}"; do
-        bx_stop_pid "$pid"
+        for ((i = ${#bx_pids[@]} - 1; i >= 0; i--)); do
+            [ "$(bx_role "${bx_names[i]}")" = "$role" ] || continue
+            pid=${bx_pids[i]}
+            # Processes that lighttpd or bayeux-fcgi --workers started,
+            # should their parent not stop them.
+            mapfile -t kids < <(pgrep -P "$pid" 2>/dev/null)
+            bx_stop_pid "$pid"
+            wait "$pid" 2>/dev/null
+            rc=$?
+            # 143 = the SIGTERM we sent, for programs that die by it.
+            if [ "$rc" -ne 0 ] && [ "$rc" -ne 143 ] && ! bx_killed "$pid"; then
+                echo "# ${bx_names[i]} (pid $pid) exited with status $rc"
+                bx_failed=1
+            fi
+            for k in "${kids[@]}"; do
+                bx_stop_pid "$k"
+            done
+        done
     done
     # A sanitizer report from any of our programs is a failure even when
     # every test passed.
@@ -173,6 +227,255 @@ bx_cleanup() {
         rm -rf "$BX_TMP"
     fi
     exit "$status"
+}
+
+# ---------------------------------------------------------------- BX_CTL
+# What a test needs to kill and restart each piece. harness.sh writes
+# $BX_TMP/ctl/ctl, which sources this file, restores the commands the
+# harness used (bx_dcmd, bx_rcmd, bx_wcmd) and calls bx_ctl. Every action
+# waits until what it did is done (a killed process gone, a started one
+# serving) and exits non-zero, with the reason on stderr, if it is not.
+
+bx_ctl_die() {
+    echo "ctl: $*" >&2
+    exit 1
+}
+
+# The pid in a pidfile, if that process is alive.
+bx_ctl_alive_pid() {
+    local pid
+    [ -s "$1" ] || return 1
+    pid=$(cat "$1")
+    [ -n "$pid" ] && ! bx_gone "$pid" && echo "$pid"
+}
+
+# bx_ctl_kill SIGNAL PID...: signals all at once, records them as killed on
+# purpose, and waits up to 15 s until all are gone.
+bx_ctl_kill() {
+    local sig=$1 pid tries
+    shift
+    printf '%s\n' "$@" >>"$BX_TMP/ctl/killed"
+    kill -"$sig" "$@" 2>/dev/null
+    for pid in "$@"; do
+        for ((tries = 150; tries > 0; tries--)); do
+            bx_gone "$pid" && break
+            sleep 0.1
+        done
+        bx_gone "$pid" || bx_ctl_die "pid $pid still there 15 s after SIG$sig"
+    done
+}
+
+# bx_ctl_start ROLE NAME CMD...: starts CMD in the background, output
+# appended to $BX_TMP/NAME.out, records it for the cleanup; sets bx_ctl_pid.
+bx_ctl_start() {
+    local role=$1 name=$2
+    shift 2
+    "$@" >>"$BX_TMP/$name.out" 2>&1 </dev/null &
+    bx_ctl_pid=$!
+    echo "$role $bx_ctl_pid" >>"$BX_TMP/ctl/started"
+}
+
+# bx_ctl_wait WHAT PID CMD...: waits up to 15 s for CMD to succeed while
+# PID lives.
+bx_ctl_wait() {
+    local what=$1 pid=$2 tries
+    shift 2
+    for ((tries = 150; tries > 0; tries--)); do
+        "$@" >/dev/null 2>&1 && return 0
+        bx_gone "$pid" && bx_ctl_die "$what: pid $pid exited (see $BX_TMP/*.out and *.log)"
+        sleep 0.1
+    done
+    bx_ctl_die "$what: not ready after 15 s"
+}
+
+bx_ctl_pidfile_is() {
+    [ "$(cat "$1" 2>/dev/null)" = "$2" ]
+}
+
+# The responders: nginx and Apache: one "bayeux-fcgi --workers 2" we
+# started, its workers its children; lighttpd: the processes lighttpd spawned.
+bx_ctl_responder_pids() {
+    local parent
+    if [ "$bx_server" = lighttpd ]; then
+        parent=$(bx_ctl_alive_pid "$BX_TMP/state/lighttpd.pid") || return 0
+        pgrep -P "$parent" 2>/dev/null
+    else
+        parent=$(bx_ctl_alive_pid "$BX_TMP/bayeux-fcgi.pid") || return 0
+        pgrep -P "$parent" 2>/dev/null
+    fi
+}
+
+# bx_ctl_count_workers PARENT N: PARENT has N children that were not killed.
+bx_ctl_count_workers() {
+    local n=0 k
+    while read -r k; do
+        bx_killed "$k" || n=$((n + 1))
+    done < <(pgrep -P "$1" 2>/dev/null)
+    [ "$n" -ge "$2" ]
+}
+
+bx_ctl_serving() {
+    curl -fsS -o /dev/null "http://127.0.0.1:$BX_PORT/"
+}
+
+# The size of bayeuxd's log now: bx_ctl_wait_responders looks after it.
+bx_ctl_log_mark() {
+    stat -c %s "$BX_DISPATCHER_LOG" 2>/dev/null || echo 0
+}
+
+bx_ctl_hello_seen() {
+    local mark=$1 pid
+    shift
+    for pid in "$@"; do
+        tail -c +"$((mark + 1))" "$BX_DISPATCHER_LOG" 2>/dev/null |
+            grep -q "responder connected (pid=$pid)" || return 1
+    done
+}
+
+# bx_ctl_wait_responders MARK: until every responder process has connected
+# to bayeuxd since the log was MARK bytes long (its "responder connected"
+# line), so that no request meets a responder still answering 503. At most
+# 5 s, and no failure after that: the clients retry a 503 anyway, and a
+# log level above info has no such lines.
+bx_ctl_wait_responders() {
+    local mark=$1 pids=() tries
+    for ((tries = 50; tries > 0; tries--)); do
+        mapfile -t pids < <(bx_ctl_responder_pids)
+        [ "${#pids[@]}" -gt 0 ] && bx_ctl_hello_seen "$mark" "${pids[@]}" && return 0
+        sleep 0.1
+    done
+    echo "ctl: responders not seen connecting to bayeuxd within 5 s" >&2
+}
+
+bx_ctl() {
+    local action=${1:-help} pid sig which mark pids=()
+    shift || true
+    mkdir -p "$BX_TMP/ctl"
+    case "$action" in
+        dispatcher-pid)
+            bx_ctl_alive_pid "$BX_DISPATCHER_PIDFILE" || bx_ctl_die "bayeuxd is not running"
+            ;;
+        kill-dispatcher)
+            # kill-dispatcher [SIGNAL]: default KILL (a crash).
+            sig=${1:-KILL}
+            pid=$(bx_ctl_alive_pid "$BX_DISPATCHER_PIDFILE") ||
+                bx_ctl_die "bayeuxd is not running"
+            bx_ctl_kill "$sig" "$pid"
+            ;;
+        start-dispatcher)
+            # start-dispatcher [FLAG...]: the harness's command line, the
+            # flags appended (a later flag wins over an earlier one).
+            if pid=$(bx_ctl_alive_pid "$BX_DISPATCHER_PIDFILE"); then
+                bx_ctl_die "bayeuxd is still running (pid $pid)"
+            fi
+            # A killed bayeuxd leaves its socket file: wait for the new one.
+            rm -f "${BX_DISPATCHER#ipc://}"
+            mark=$(bx_ctl_log_mark)
+            bx_ctl_start dispatcher bayeuxd "${bx_dcmd[@]}" "$@"
+            pid=$bx_ctl_pid
+            # bayeuxd writes its pidfile once it is bound and ready.
+            bx_ctl_wait "bayeuxd" "$pid" bx_ctl_pidfile_is "$BX_DISPATCHER_PIDFILE" "$pid"
+            bx_ctl_wait "bayeuxd's socket" "$pid" test -S "${BX_DISPATCHER#ipc://}"
+            bx_ctl_wait_responders "$mark"
+            echo "$pid"
+            ;;
+        kill-responder)
+            # kill-responder [SIGNAL] [workers|all]: workers: the processes
+            # that serve requests (bayeux-fcgi restarts them; lighttpd
+            # starts them again on the next request); all: bayeux-fcgi and
+            # its workers at once, workers first (nginx and Apache only).
+            sig=${1:-KILL}
+            which=${2:-workers}
+            mapfile -t pids < <(bx_ctl_responder_pids)
+            [ "${#pids[@]}" -gt 0 ] || bx_ctl_die "no responder processes found"
+            if [ "$which" = all ]; then
+                [ "$bx_server" != lighttpd ] ||
+                    bx_ctl_die "kill-responder all: lighttpd spawns the responders itself"
+                pids+=("$(cat "$BX_TMP/bayeux-fcgi.pid")")
+            elif [ "$which" != workers ]; then
+                bx_ctl_die "kill-responder: workers or all, not $which"
+            fi
+            mark=$(bx_ctl_log_mark)
+            bx_ctl_kill "$sig" "${pids[@]}"
+            if [ "$which" = workers ]; then
+                if [ "$bx_server" = lighttpd ]; then
+                    pid=$(cat "$BX_TMP/state/lighttpd.pid")
+                else
+                    pid=$(cat "$BX_TMP/bayeux-fcgi.pid")
+                fi
+                bx_ctl_wait "the responders' new processes" "$pid" \
+                    bx_ctl_count_workers "$pid" 2
+                bx_ctl_wait_responders "$mark"
+            fi
+            ;;
+        start-responder)
+            [ "$bx_server" != lighttpd ] ||
+                bx_ctl_die "start-responder: lighttpd spawns the responders itself"
+            if pid=$(bx_ctl_alive_pid "$BX_TMP/bayeux-fcgi.pid"); then
+                bx_ctl_die "bayeux-fcgi is still running (pid $pid)"
+            fi
+            # Nobody listens on the old socket any more: wait for the new one.
+            rm -f "$bx_fcgi_sock"
+            mark=$(bx_ctl_log_mark)
+            bx_ctl_start responder bayeux-fcgi "${bx_rcmd[@]}"
+            pid=$bx_ctl_pid
+            echo "$pid" >"$BX_TMP/bayeux-fcgi.pid"
+            bx_ctl_wait "bayeux-fcgi's socket" "$pid" test -S "$bx_fcgi_sock"
+            bx_ctl_wait "bayeux-fcgi's workers" "$pid" bx_ctl_count_workers "$pid" 2
+            bx_ctl_wait_responders "$mark"
+            echo "$pid"
+            ;;
+        restart-responder)
+            # restart-responder [SIGNAL]: kill-responder SIGNAL all, then
+            # start-responder.
+            bx_ctl kill-responder "${1:-KILL}" all
+            bx_ctl start-responder
+            ;;
+        restart-webserver)
+            # restart-webserver [SIGNAL]: stops the web server (default
+            # TERM: nginx's fast shutdown, which closes every connection)
+            # and starts it again with the same configuration and port.
+            sig=${1:-TERM}
+            pid=$(bx_ctl_alive_pid "$BX_TMP/state/$bx_server.pid") ||
+                bx_ctl_die "$bx_server is not running"
+            bx_ctl_kill "$sig" "$pid"
+            bx_ctl_start web "$bx_server" bash -c "exec $bx_wcmd"
+            pid=$bx_ctl_pid
+            bx_ctl_wait "$bx_server on port $BX_PORT" "$pid" bx_ctl_serving
+            echo "$pid"
+            ;;
+        *)
+            bx_ctl_die "unknown action $action (kill-dispatcher [SIG], start-dispatcher" \
+                "[FLAG...], dispatcher-pid, kill-responder [SIG] [workers|all]," \
+                "start-responder, restart-responder [SIG], restart-webserver [SIG])"
+            ;;
+    esac
+}
+
+# Writes $BX_TMP/ctl/ctl (see above) with the commands the harness used.
+bx_write_ctl() {
+    mkdir -p "$BX_TMP/ctl"
+    : >"$BX_TMP/ctl/started"
+    : >"$BX_TMP/ctl/killed"
+    {
+        echo '#!/bin/bash'
+        echo '# Generated by harness.sh: kill and restart the pieces of this test stack.'
+        printf '. %q\n' "$bx_here/harness.sh"
+        local v
+        for v in BX_TMP BX_PORT BX_DISPATCHER BX_DISPATCHER_PIDFILE BX_DISPATCHER_LOG bx_server bx_fcgi_sock \
+            bx_wcmd; do
+            printf '%s=%q\n' "$v" "${!v}"
+        done
+        printf 'bx_dcmd=(%s)\n' "$(printf '%q ' "${bx_dcmd[@]}")"
+        if [ "${#bx_rcmd[@]}" -gt 0 ]; then
+            printf 'bx_rcmd=(%s)\n' "$(printf '%q ' "${bx_rcmd[@]}")"
+        else
+            echo 'bx_rcmd=()'
+        fi
+        echo 'bx_ctl "$@"'
+    } >"$BX_TMP/ctl/ctl"
+    chmod 755 "$BX_TMP/ctl/ctl"
+    BX_CTL=$BX_TMP/ctl/ctl
 }
 
 # Copies the demo page and the CometD browser modules into DIR.
@@ -198,6 +501,7 @@ bx_start_server() {
         pid=${bx_pids[${#bx_pids[@]} - 1]}
         if bx_wait_for "$server on port $BX_PORT" 150 \
             curl -fsS -o /dev/null "http://127.0.0.1:$BX_PORT/"; then
+            bx_wcmd=$cmd
             return 0
         fi
         bx_gone "$pid" || bx_bail "$server started but does not answer"
@@ -257,36 +561,50 @@ bx_harness() {
     BX_DISPATCHER=ipc://$BX_TMP/d.sock
     BX_DISPATCHER_LOG=$BX_TMP/bayeuxd.log
     BX_DISPATCHER_PIDFILE=$BX_TMP/bayeuxd.pid
+    BX_DATABASE=${BX_DATABASE:-$BX_TMP/bayeuxd.db}
+    BX_HISTORY=${BX_HISTORY-/chat/** 1000, /hist/** 1000, /trim/** 5}
     local dargs=() rargs=() wrap=()
     read -r -a dargs <<<"${BX_DISPATCHER_ARGS:-}"
     read -r -a rargs <<<"${BX_RESPONDER_ARGS:-}"
     read -r -a wrap <<<"${BX_WRAP:-}"
-    bx_start bayeuxd "${wrap[@]}" "$bayeuxd" --dispatcher "$BX_DISPATCHER" \
-        --timeout "$BX_TIMEOUT_MS" --max-interval "$BX_MAX_INTERVAL_MS" \
-        --log "$BX_DISPATCHER_LOG" --pidfile "$BX_DISPATCHER_PIDFILE" "${dargs[@]}"
+    # The whole command line is kept (bx_dcmd) so that $BX_CTL can start
+    # bayeuxd again exactly as it was.
+    bx_dcmd=("${wrap[@]}" "$bayeuxd" --dispatcher "$BX_DISPATCHER"
+        --timeout "$BX_TIMEOUT_MS" --max-interval "$BX_MAX_INTERVAL_MS"
+        --log "$BX_DISPATCHER_LOG" --pidfile "$BX_DISPATCHER_PIDFILE"
+        --database "$BX_DATABASE")
+    [ -z "$BX_HISTORY" ] || bx_dcmd+=(--history "$BX_HISTORY")
+    bx_dcmd+=("${dargs[@]}")
+    bx_start bayeuxd "${bx_dcmd[@]}"
     bx_wait_for "bayeuxd's socket" 100 test -S "$BX_TMP/d.sock" ||
         bx_bail "bayeuxd does not start"
 
     local sock=$BX_TMP/fcgi.sock
+    bx_fcgi_sock=$sock
+    bx_server=$server
     if [ "$server" = lighttpd ]; then
         # lighttpd spawns two responders on "$sock-0" and "$sock-1", each
         # reading its listening socket from fd 0.
         bx_start_server lighttpd --fcgi "unix:$sock" --spawn "$fcgi" --workers 2 \
             --spawn-args "--dispatcher $BX_DISPATCHER --log $BX_TMP/bayeux-fcgi.log ${rargs[*]}"
     else
-        bx_start bayeux-fcgi "${wrap[@]}" "$fcgi" --listen "unix:$sock" --workers 2 \
-            --dispatcher "$BX_DISPATCHER" --log "$BX_TMP/bayeux-fcgi.log" "${rargs[@]}"
+        bx_rcmd=("${wrap[@]}" "$fcgi" --listen "unix:$sock" --workers 2
+            --dispatcher "$BX_DISPATCHER" --log "$BX_TMP/bayeux-fcgi.log" "${rargs[@]}")
+        bx_start bayeux-fcgi "${bx_rcmd[@]}"
+        echo "${bx_pids[${#bx_pids[@]} - 1]}" >"$BX_TMP/bayeux-fcgi.pid"
         bx_wait_for "bayeux-fcgi's socket" 100 test -S "$sock" ||
             bx_bail "bayeux-fcgi does not start"
         bx_start_server "$server" --fcgi "unix:$sock"
     fi
+    bx_write_ctl
 
     BX_URL=http://127.0.0.1:$BX_PORT/cometd
     BX_ORIGIN=http://127.0.0.1:$BX_PORT
     BX_SERVER=$server
     BX_BAYEUXD=$bayeuxd
     export BX_URL BX_ORIGIN BX_PORT BX_SERVER BX_TIMEOUT_MS BX_MAX_INTERVAL_MS BX_TMP \
-        BX_DOCROOT BX_DISPATCHER BX_DISPATCHER_LOG BX_DISPATCHER_PIDFILE BX_BAYEUXD
+        BX_DOCROOT BX_DISPATCHER BX_DISPATCHER_LOG BX_DISPATCHER_PIDFILE BX_BAYEUXD \
+        BX_DATABASE BX_HISTORY BX_CTL
     echo "# $server on $BX_URL, state in $BX_TMP"
 
     # Bounded: a hung test must not hold CI forever. In the background so

@@ -3,20 +3,30 @@
 //
 // The harness exports:
 //   BX_URL              the Bayeux endpoint, e.g. http://127.0.0.1:PORT/cometd
+//   BX_ORIGIN           http://127.0.0.1:PORT (the demo page is served at /)
 //   BX_SERVER           nginx | lighttpd | apache (only used in messages)
 //   BX_TIMEOUT_MS       the dispatcher's connect hold timeout (advice.timeout)
 //   BX_MAX_INTERVAL_MS  the session max-interval (expiry after interval + this)
+//   BX_CTL              the script that kills and restarts the pieces (below)
+//   BX_BAYEUXD, BX_DATABASE, BX_TMP
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { after } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { CometD } from 'cometd';
+import { CometD, AckExtension, TimeSyncExtension } from 'cometd';
 import { adapt } from 'cometd-nodejs-client';
 import faye from 'faye';
 
 export const BX_URL = process.env.BX_URL || '';
+export const BX_ORIGIN = process.env.BX_ORIGIN || '';
 export const BX_SERVER = process.env.BX_SERVER || 'unknown';
+export const BX_TMP = process.env.BX_TMP || '';
+export const BX_CTL = process.env.BX_CTL || '';
+export const BX_BAYEUXD = process.env.BX_BAYEUXD || '';
+export const BX_DATABASE = process.env.BX_DATABASE || '';
 export const TIMEOUT_MS = Number(process.env.BX_TIMEOUT_MS || 2000);
 export const MAX_INTERVAL_MS = Number(process.env.BX_MAX_INTERVAL_MS || 3000);
 
@@ -24,6 +34,16 @@ export const MAX_INTERVAL_MS = Number(process.env.BX_MAX_INTERVAL_MS || 3000);
 // harness (no server to talk to).
 export function opts(timeout = 20000) {
     return { timeout, skip: BX_URL ? false : 'BX_URL not set (run through harness.sh)' };
+}
+
+// opts() for a test that runs behind nginx only (the long persistence
+// tests: the other servers add nothing to what they prove but time).
+export function nginxOpts(timeout = 20000) {
+    const o = opts(timeout);
+    if (!o.skip && BX_SERVER !== 'nginx') {
+        o.skip = `runs behind nginx only (this is ${BX_SERVER})`;
+    }
+    return o;
 }
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -64,6 +84,134 @@ after(() => {
         process.exit(process.exitCode ?? 0);
     }, 5000).unref();
 });
+
+// ------------------------------------------------------------------ restarts
+
+// Runs a program; resolves with { code, stdout, stderr } whatever the exit
+// status (rejects only when it cannot be started).
+export function run(file, args = [], { timeoutMs = 60000 } = {}) {
+    return new Promise((resolve, reject) => {
+        execFile(file, args, { timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
+            if (err && typeof err.code !== 'number') {
+                reject(err);
+                return;
+            }
+            resolve({ code: err ? err.code : 0, stdout, stderr });
+        });
+    });
+}
+
+// Runs "$BX_CTL ACTION ARGS..." (see harness.sh); resolves with its output,
+// rejects with its error message.
+export async function ctl(action, ...args) {
+    if (!BX_CTL) throw new Error('BX_CTL not set (run through harness.sh)');
+    const r = await run(BX_CTL, [action, ...args]);
+    if (r.code !== 0) {
+        throw new Error(`${action} ${args.join(' ')}: ${r.stderr.trim() || `exit ${r.code}`}`);
+    }
+    return r.stdout.trim();
+}
+
+const sig = (s) => String(s).replace(/^SIG/, '');
+
+// The extra flags the running bayeuxd was started with ([] = the harness's).
+let dispatcherFlags = [];
+
+// Kills bayeuxd (default: kill -9, a crash) and waits until it is gone.
+export async function killDispatcher(signal = 'SIGKILL') {
+    await ctl('kill-dispatcher', sig(signal));
+}
+
+// Starts bayeuxd again with the harness's command line plus flags (a later
+// flag wins), and waits until it is bound. Resolves with its pid.
+export async function startDispatcher(flags = []) {
+    const pid = Number(await ctl('start-dispatcher', ...flags));
+    dispatcherFlags = flags;
+    return pid;
+}
+
+export async function restartDispatcher({ signal = 'SIGKILL', flags = dispatcherFlags } = {}) {
+    await killDispatcher(signal);
+    return startDispatcher(flags);
+}
+
+// Brings back bayeuxd as the harness started it, unless it runs so: starts
+// it if a test left it dead, restarts it (SIGTERM) if with other flags.
+export async function restoreDispatcher() {
+    let running = true;
+    try {
+        await ctl('dispatcher-pid');
+    } catch {
+        running = false;
+    }
+    if (running && dispatcherFlags.length === 0) return;
+    if (running) await killDispatcher('SIGTERM');
+    await startDispatcher([]);
+}
+
+// Runs the rest of test t against a bayeuxd started (cleanly: SIGTERM) with
+// these extra flags; the test's after hook brings back the harness's.
+export async function useDispatcherFlags(t, flags) {
+    t.after(restoreDispatcher);
+    await restartDispatcher({ signal: 'SIGTERM', flags });
+}
+
+// kill -9 the responder processes that serve requests: bayeux-fcgi's
+// workers (its supervisor starts new ones; resolves once they are there),
+// or the processes lighttpd spawned.
+export async function killResponderWorker(signal = 'SIGKILL') {
+    await ctl('kill-responder', sig(signal), 'workers');
+}
+
+// nginx and Apache: kill -9 bayeux-fcgi and its workers at once, then start
+// it again the same way (same socket).
+export async function restartResponder(signal = 'SIGKILL') {
+    await ctl('restart-responder', sig(signal));
+}
+
+// Stops the web server (default SIGTERM; nginx then closes every
+// connection at once) and starts it again on the same port.
+export async function restartWebServer(signal = 'SIGTERM') {
+    await ctl('restart-webserver', sig(signal));
+}
+
+// "bayeuxd --check-db" on the database (default: the harness's). Resolves
+// with { code, ok, problems: [lines], schema, sessions, subscriptions,
+// messages, queued, channels, history, output }; the counts are those of the
+// "database ok" summary line (undefined when there is none).
+export async function checkDb(database = BX_DATABASE) {
+    const r = await run(BX_BAYEUXD, ['--check-db', `--database=${database}`]);
+    const output = (r.stdout + r.stderr).trim();
+    const lines = output.split('\n').filter(Boolean);
+    const res = { code: r.code, ok: false, problems: [], output };
+    for (const line of lines) {
+        const m = /^bayeuxd: database ok: schema (\d+), (.*)$/.exec(line);
+        if (m) {
+            res.ok = r.code === 0;
+            res.schema = Number(m[1]);
+            for (const part of m[2].split(',')) {
+                const pm = /^\s*(\d+) (\w+)\s*$/.exec(part);
+                if (pm) res[pm[2]] = Number(pm[1]);
+            }
+        } else if (!/^bayeuxd: database has \d+ problem/.test(line)) {
+            res.problems.push(line);
+        }
+    }
+    return res;
+}
+
+// Bytes on disk of a SQLite database: the file and its write-ahead log.
+export function dbSize(database = BX_DATABASE) {
+    let n = 0;
+    for (const f of [database, database + '-wal']) {
+        try {
+            n += fs.statSync(f).size;
+        } catch {
+            // no such file (yet)
+        }
+    }
+    return n;
+}
 
 // ------------------------------------------------------------------ raw HTTP
 
@@ -135,6 +283,9 @@ export class RawClient {
         this.disconnected = false;
         this.nextIdValue = 0;
         this.jsonpCount = 0;
+        this.ack = null;             // ack sessions: the last batch received
+        this.closing = false;        // close() called: keepAlive() stops
+        this.handshakes = 0;         // successful handshakes
     }
 
     nextId() {
@@ -233,13 +384,64 @@ export class RawClient {
         if (r.reply && r.reply.successful) {
             this.clientId = r.reply.clientId;
             this.disconnected = false;
+            this.handshakes += 1;
+            // Ack extension (reference 5.1): asked with ext.ack true and
+            // granted with ext.ack true; batches count from 0 again.
+            const asked = extra.ext && extra.ext.ack === true;
+            this.ack = asked && r.reply.ext && r.reply.ext.ack === true ? 0 : null;
         }
         return r;
     }
 
-    connect(extra = {}, sendOpts = {}) {
-        return this.request({ channel: '/meta/connect', connectionType: this.transport, ...extra },
-            sendOpts);
+    // Handshake asking for the ack extension.
+    ackHandshake(extra = {}, sendOpts = {}) {
+        return this.handshake({ ...extra, ext: { ...(extra.ext || {}), ack: true } }, sendOpts);
+    }
+
+    // An ack session's connect carries ext.ack = the last batch received
+    // unless extra.ext.ack is given; a successful reply's ext.ack becomes the
+    // last batch received.
+    async connect(extra = {}, sendOpts = {}) {
+        const msg = { channel: '/meta/connect', connectionType: this.transport, ...extra };
+        if (this.ack !== null && !(msg.ext && 'ack' in msg.ext)) {
+            msg.ext = { ...(msg.ext || {}), ack: this.ack };
+        }
+        const r = await this.request(msg, sendOpts);
+        if (this.ack !== null && r.reply && r.reply.successful && r.reply.ext &&
+            typeof r.reply.ext.ack === 'number') {
+            this.ack = r.reply.ext.ack;
+        }
+        return r;
+    }
+
+    // Keeps the session alive with a connect loop in the background (for a
+    // client that only publishes); a 402 makes it handshake again, a failed
+    // request is retried after 200 ms. Returns an async stop().
+    keepAlive() {
+        let stopped = false;
+        let current = null;
+        const loop = (async () => {
+            while (!stopped && !this.closing) {
+                try {
+                    const c = await this.connect({}, { timeoutMs: TIMEOUT_MS + 5000,
+                        onRequest: (req) => { current = req; } });
+                    if (stopped || this.closing) break;
+                    if (c.reply && c.reply.successful === false &&
+                        String(c.reply.error || '').startsWith('402')) {
+                        await this.handshake(this.ack !== null ? { ext: { ack: true } } : {});
+                    } else if (!c.reply || !c.reply.successful) {
+                        await sleep(200);
+                    }
+                } catch {
+                    if (!stopped) await sleep(200);
+                }
+            }
+        })();
+        return async () => {
+            stopped = true;
+            if (current) current.destroy();
+            await loop;
+        };
     }
 
     subscribe(subscription, extra = {}, sendOpts = {}) {
@@ -316,6 +518,7 @@ export class RawClient {
     // Destroys what is still in flight and disconnects the session (errors
     // ignored: the test may have killed the session on purpose).
     async close() {
+        this.closing = true;
         for (const req of this.inflight) req.destroy();
         this.inflight.clear();
         if (this.clientId && !this.disconnected) {
@@ -420,15 +623,23 @@ function adaptOnce() {
 
 // A CometD client on long-polling only (no WebSocket: we do not serve it;
 // callback-polling needs a DOM). Disconnected by the test's after hook.
-export function newCometD(t, { url = BX_URL, logLevel = 'warn' } = {}) {
+//   ack: register CometD's AckExtension; timesync: its TimeSyncExtension
+//   (kept as cometd.bxTimeSync); config: more for configure().
+export function newCometD(t, { url = BX_URL, logLevel = 'warn', ack = false, timesync = false,
+    config = {} } = {}) {
     adaptOnce();
     const cometd = new CometD();
     cometd.unregisterTransport('websocket');
     cometd.unregisterTransport('callback-polling');
     const jar = {};
     cometd.findTransport('long-polling').context = { cookieStore: jar };
-    cometd.configure({ url, logLevel });
+    cometd.configure({ url, logLevel, ...config });
     cometd.bxCookies = jar;
+    if (ack) cometd.registerExtension('ack', new AckExtension());
+    if (timesync) {
+        cometd.bxTimeSync = new TimeSyncExtension();
+        cometd.registerExtension('timesync', cometd.bxTimeSync);
+    }
     // Everything the server sent, whatever the client's listeners let through.
     cometd.bxIncoming = [];
     cometd.registerExtension('bxRecorder', {
