@@ -1,11 +1,12 @@
 /* history.c - channels that keep their last messages, and replay.
  *
- * A channel matching a configured rule, such as "/chat/<two stars> 100 1h",
+ * A channel matching a configured rule (history = "PATTERN COUNT [MAX-AGE]")
  * numbers its messages 1, 2, 3... (the number travels in the delivery's
  * ext.seq) and keeps the last COUNT of them, none older than MAX-AGE, in
- * memory and in the database. A subscribe with ext.replay asks for those after a number:
- * a client that was away, whose session expired, or whose dispatcher
- * restarted gets what it missed, once and in order (docs/persistence.md).
+ * memory and in the database. A subscribe with ext.replay asks for those
+ * after a number: a client that was away, whose session expired, or whose
+ * dispatcher restarted gets what it missed, once and in order
+ * (docs/persistence.md).
  */
 #include <ctype.h>
 #include <errno.h>

@@ -28,6 +28,8 @@ const $ = (id) => document.getElementById(id);
 // last ext.seq shown (null: none yet), the members seen, whether this tab
 // announced itself.
 const state = loadState();
+// Since this page loaded: deliveries skipped as already shown.
+const stats = { skipped: 0 };
 
 function loadState() {
     try {
@@ -118,6 +120,7 @@ function onMessage(message) {
         // Numbers grow in delivery order: one not above the last shown is a
         // redelivery (a reply lost in a reload) or a replay we already had.
         if (state.lastSeq !== null && seq <= state.lastSeq) {
+            stats.skipped += 1;
             return;
         }
         state.lastSeq = seq;
@@ -219,6 +222,6 @@ window.addEventListener('pageshow', (event) => {
 });
 
 // For the browser tests and the console.
-window.chat = { cometd, state };
+window.chat = { cometd, state, stats };
 
 cometd.handshake();

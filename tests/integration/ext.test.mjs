@@ -275,7 +275,8 @@ test('timesync: meta replies answer ext.timesync', opts(), async (t) => {
     const after = Date.now();
     assert.equal(reply.successful, true);
     const ts = reply.ext && reply.ext.timesync;
-    assert.ok(ts && typeof ts === 'object', `handshake reply ext.timesync: ${JSON.stringify(reply)}`);
+    assert.ok(ts && typeof ts === 'object',
+        `handshake reply ext.timesync: ${JSON.stringify(reply)}`);
     assert.equal(ts.tc, tc, 'tc echoed');
     // Same host, same clock: the server's receive time lies in between.
     assert.ok(ts.ts >= tc - 1 && ts.ts <= after + 1, `ts ${ts.ts} within [${tc}, ${after}]`);
@@ -326,7 +327,8 @@ test('timesync: the CometD TimeSyncExtension finds no offset', opts(), async (t)
 
 // ------------------------------------------------------------------ timestamp
 
-const RFC1123 = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$/;
+const RFC1123 = new RegExp('^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \\d{2} ' +
+    '(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \\d{4} \\d{2}:\\d{2}:\\d{2} GMT$');
 
 test('timestamp: off by default, deliveries unstamped', opts(), async (t) => {
     const c = rawClient(t);

@@ -200,17 +200,19 @@ export async function checkDb(database = BX_DATABASE) {
     return res;
 }
 
-// Bytes on disk of a SQLite database: the file and its write-ahead log.
+// Bytes on disk of a SQLite database: { db, wal, total } (the file, its
+// write-ahead log, both).
 export function dbSize(database = BX_DATABASE) {
-    let n = 0;
-    for (const f of [database, database + '-wal']) {
+    const size = (f) => {
         try {
-            n += fs.statSync(f).size;
+            return fs.statSync(f).size;
         } catch {
-            // no such file (yet)
+            return 0;       // no such file (yet)
         }
-    }
-    return n;
+    };
+    const db = size(database);
+    const wal = size(database + '-wal');
+    return { db, wal, total: db + wal };
 }
 
 // ------------------------------------------------------------------ raw HTTP
