@@ -48,18 +48,6 @@ static void s_owned_release(char *p)
     }
 }
 
-static void s_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void s_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static const bx_option_t *s_find(const bx_option_t *opts, const char *key)
 {
@@ -147,15 +135,15 @@ int bx_config_set(const bx_option_t *opts, const char *const *foreign,
     if (!o) {
         if (s_is_foreign(foreign, key))
             return 0;   /* the other program's key: accepted, ignored */
-        s_err(err, errlen, "unknown option '%s'", key);
+        bx_errf(err, errlen, "unknown option '%s'", key);
         return -1;
     }
     if (!value) {
-        s_err(err, errlen, "%s: missing value", key);
+        bx_errf(err, errlen, "%s: missing value", key);
         return -1;
     }
     if (s_clean_value(value, v, sizeof v) < 0) {
-        s_err(err, errlen, "%s: value too long", key);
+        bx_errf(err, errlen, "%s: value too long", key);
         return -1;
     }
 
@@ -176,11 +164,11 @@ int bx_config_set(const bx_option_t *opts, const char *const *foreign,
             what = "not a duration (such as 500ms, 20s, 2m)";
         }
         if (rc < 0) {
-            s_err(err, errlen, "%s: '%s' is %s", key, v, what);
+            bx_errf(err, errlen, "%s: '%s' is %s", key, v, what);
             return -1;
         }
         if (n < o->min || n > o->max) {
-            s_err(err, errlen, "%s: %" PRId64 " is out of range [%" PRId64 ", %" PRId64 "]",
+            bx_errf(err, errlen, "%s: %" PRId64 " is out of range [%" PRId64 ", %" PRId64 "]",
                   key, n, o->min, o->max);
             return -1;
         }
@@ -198,7 +186,7 @@ int bx_config_set(const bx_option_t *opts, const char *const *foreign,
     case BX_OPT_BOOL: {
         int b = s_parse_bool(v);
         if (b < 0) {
-            s_err(err, errlen, "%s: '%s' is not a boolean (on/off, yes/no, true/false, 1/0)",
+            bx_errf(err, errlen, "%s: '%s' is not a boolean (on/off, yes/no, true/false, 1/0)",
                   key, v);
             return -1;
         }
@@ -206,7 +194,7 @@ int bx_config_set(const bx_option_t *opts, const char *const *foreign,
         return 0;
     }
     }
-    s_err(err, errlen, "%s: bad option type", key);
+    bx_errf(err, errlen, "%s: bad option type", key);
     return -1;
 }
 
@@ -234,7 +222,7 @@ int bx_config_load_file(const bx_option_t *opts, const char *const *foreign,
     char msg[512];
 
     if (!f) {
-        s_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        bx_errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
     while (getline(&line, &cap, f) >= 0) {
@@ -247,7 +235,7 @@ int bx_config_load_file(const bx_option_t *opts, const char *const *foreign,
             continue;
         char *eq = strchr(p, '=');
         if (!eq) {
-            s_err(err, errlen, "%s:%d: expected 'key = value'", path, lineno);
+            bx_errf(err, errlen, "%s:%d: expected 'key = value'", path, lineno);
             goto error;
         }
         char *kend = eq;
@@ -255,16 +243,16 @@ int bx_config_load_file(const bx_option_t *opts, const char *const *foreign,
             kend--;
         *kend = '\0';
         if (*p == '\0') {
-            s_err(err, errlen, "%s:%d: missing key before '='", path, lineno);
+            bx_errf(err, errlen, "%s:%d: missing key before '='", path, lineno);
             goto error;
         }
         if (bx_config_set(opts, foreign, p, eq + 1, msg, sizeof msg) < 0) {
-            s_err(err, errlen, "%s:%d: %s", path, lineno, msg);
+            bx_errf(err, errlen, "%s:%d: %s", path, lineno, msg);
             goto error;
         }
     }
     if (ferror(f)) {
-        s_err(err, errlen, "%s: read error: %s", path, strerror(errno));
+        bx_errf(err, errlen, "%s: read error: %s", path, strerror(errno));
         goto error;
     }
     free(line);
@@ -306,7 +294,7 @@ int bx_config_parse_args(const bx_option_t *opts, const char *const *foreign,
     for (int i = 1; i < argc; i++) {
         if (s_config_flag(argc, argv, i, &file, &used)) {
             if (!file || !*file) {
-                s_err(err, errlen, "%s: missing file name", argv[i]);
+                bx_errf(err, errlen, "%s: missing file name", argv[i]);
                 return -1;
             }
             if (bx_config_load_file(opts, foreign, file, err, errlen) < 0)
@@ -322,7 +310,7 @@ int bx_config_parse_args(const bx_option_t *opts, const char *const *foreign,
             continue;
         }
         if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
-            s_err(err, errlen, "unexpected argument '%s'", a);
+            bx_errf(err, errlen, "unexpected argument '%s'", a);
             return -1;
         }
         char key[128];
@@ -330,7 +318,7 @@ int bx_config_parse_args(const bx_option_t *opts, const char *const *foreign,
         const char *eq = strchr(name, '=');
         size_t klen = eq ? (size_t)(eq - name) : strlen(name);
         if (klen == 0 || klen >= sizeof key) {
-            s_err(err, errlen, "bad option '%s'", a);
+            bx_errf(err, errlen, "bad option '%s'", a);
             return -1;
         }
         memcpy(key, name, klen);
@@ -351,7 +339,7 @@ int bx_config_parse_args(const bx_option_t *opts, const char *const *foreign,
             } else if (o || s_is_foreign(foreign, key)) {
                 if (!next || (o == NULL && strncmp(next, "--", 2) == 0)) {
                     if (o) {
-                        s_err(err, errlen, "--%s: missing value", key);
+                        bx_errf(err, errlen, "--%s: missing value", key);
                         return -1;
                     }
                 } else {
@@ -361,7 +349,7 @@ int bx_config_parse_args(const bx_option_t *opts, const char *const *foreign,
             }
         }
         if (bx_config_set(opts, foreign, key, value, msg, sizeof msg) < 0) {
-            s_err(err, errlen, "--%s", msg);
+            bx_errf(err, errlen, "--%s", msg);
             return -1;
         }
     }

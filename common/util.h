@@ -30,6 +30,10 @@ void bx_buf_reserve(bx_buf_t *b, size_t extra);
 void bx_buf_append(bx_buf_t *b, const void *p, size_t n);
 void bx_buf_puts(bx_buf_t *b, const char *s);
 void bx_buf_putc(bx_buf_t *b, char c);
+/* Formats an error message into err (errlen bytes); does nothing if err is
+ * NULL or errlen 0. For functions that report "-1 with a message in err". */
+void bx_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 void bx_buf_printf(bx_buf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Appends s as a JSON string literal, quotes included, escaping as RFC 8259

@@ -69,7 +69,7 @@ int main(int argc, char **argv)
             rc = 2;
             goto out;
         }
-        bx_store_cfg_t scfg = { o.database, 0, 5000 };
+        bx_store_cfg_t scfg = { .path = o.database, .busy_timeout_ms = 5000, .check_only = 1 };
         bx_store_t *st = bx_store_open(&scfg, err, sizeof err);
         if (!st) {
             fprintf(stderr, "bayeuxd: database %s: %s\n", o.database, err);

@@ -19,6 +19,8 @@
 
 #define TAG "server"
 #define BATCH_RECV 1024   /* messages handled before timers get a turn */
+#define SLOW_COMMIT_US 100000   /* a group commit this long is worth a warning */
+#define SLOW_COMMIT_EVERY_MS 10000   /* at most one such warning this often */
 
 /* A responder, known by its ZeroMQ routing id. */
 typedef struct {
@@ -38,7 +40,20 @@ struct bx_server {
     uint32_t npeers, cappeers;
     char *endpoint;
     uint64_t bad_frames;
+    int64_t slow_warned;       /* when the last slow commit was logged */
 };
+
+/* A slow disk shows: every responder waits for the group commit. */
+static void s_watch_commit(bx_server_t *srv, int64_t now)
+{
+    bx_store_stats_t ss;
+    bx_store_stats(srv->store, &ss);
+    if (ss.commit_us_last < SLOW_COMMIT_US || now - srv->slow_warned < SLOW_COMMIT_EVERY_MS)
+        return;
+    srv->slow_warned = now;
+    bx_warn(TAG, "a group commit took %lld ms (longest so far %lld ms): replies wait for "
+            "the disk", (long long)ss.commit_us_last / 1000, (long long)ss.commit_us_max / 1000);
+}
 
 /* Engine output: one REPLY to the responder that sent the request. */
 static int s_send(void *ud, const bx_origin_t *to, int status, const char *browser,
@@ -168,6 +183,7 @@ bx_server_t *bx_server_new(const bx_dopts_t *o)
     sigset_t mask;
 
     srv->sigfd = -1;
+    srv->slow_warned = INT64_MIN / 2;
     srv->endpoint = bx_strdup(o->dispatcher);
     bx_limits_init(&srv->limits);
     srv->limits.max_body = (size_t)o->max_body;
@@ -209,7 +225,9 @@ bx_server_t *bx_server_new(const bx_dopts_t *o)
 
     /* The database before the first request: a restarted bayeuxd answers
      * its clients' next connects with the sessions they had. */
-    bx_store_cfg_t scfg = { o->database, strcmp(o->synchronous, "full") == 0, 5000 };
+    bx_store_cfg_t scfg = { .path = o->database,
+                             .sync_full = strcmp(o->synchronous, "full") == 0,
+                             .busy_timeout_ms = 5000 };
     char err[512];
     int64_t t0 = bx_now_ms();
     srv->store = bx_store_open(&scfg, err, sizeof err);
@@ -293,10 +311,16 @@ int bx_server_run(bx_server_t *srv)
                      "what it does not hold");
             return -1;
         }
+        s_watch_commit(srv, now);
     }
     bx_engine_release_all(srv->engine, bx_now_ms());
     if (bx_engine_flush(srv->engine, bx_now_ms()) != 0)
         return -1;
+    bx_store_stats_t ss;
+    bx_store_stats(srv->store, &ss);
+    bx_info(TAG, "database: %llu commits of %llu writes, %llu failures, longest commit %lld ms",
+            (unsigned long long)ss.commits, (unsigned long long)ss.writes,
+            (unsigned long long)ss.failures, (long long)ss.commit_us_max / 1000);
     return 0;
 }
 

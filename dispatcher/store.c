@@ -122,17 +122,6 @@ struct bx_store {
 
 /* ------------------------------------------------------------ helpers */
 
-static void s_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void s_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static int64_t s_now_us(void)
 {
@@ -176,7 +165,7 @@ static int s_mkdirs(const char *path, char *err, size_t errlen)
             char c = *p;
             *p = '\0';
             if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
-                s_err(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+                bx_errf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
                 ret = -1;
                 break;
             }
@@ -194,7 +183,7 @@ static int s_exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
 {
     char *msg = NULL;
     if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        s_err(err, errlen, "%s", msg ? msg : sqlite3_errmsg(db));
+        bx_errf(err, errlen, "%s", msg ? msg : sqlite3_errmsg(db));
         sqlite3_free(msg);
         return -1;
     }
@@ -226,6 +215,12 @@ static int s_configure(bx_store_t *st, const bx_store_cfg_t *cfg, char *err, siz
     sqlite3_extended_result_codes(st->db, 1);
     sqlite3_busy_timeout(st->db, cfg->busy_timeout_ms > 0 ? cfg->busy_timeout_ms
                                                           : S_BUSY_DEFAULT_MS);
+    if (cfg->check_only) {
+        /* The last connection to close would fold the WAL into the file:
+         * not for a look at a crashed database. */
+        sqlite3_db_config(st->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+        return s_exec(st->db, "PRAGMA query_only = 1", err, errlen);
+    }
     /* WAL: readers (a backup) never block the writer, and a commit is one
      * append plus, in FULL mode, one fsync. In-memory databases have no WAL. */
     if (file && *file) {
@@ -234,7 +229,7 @@ static int s_configure(bx_store_t *st, const bx_store_cfg_t *cfg, char *err, siz
         if (rc == SQLITE_OK)
             rc = sqlite3_step(s);
         if (rc != SQLITE_ROW) {
-            s_err(err, errlen, "%s: cannot set WAL mode: %s", file, sqlite3_errmsg(st->db));
+            bx_errf(err, errlen, "%s: cannot set WAL mode: %s", file, sqlite3_errmsg(st->db));
             sqlite3_finalize(s);
             return -1;
         }
@@ -264,7 +259,7 @@ static int s_migrate(bx_store_t *st, int from, char *err, size_t errlen)
         const s_migration_t *m = s_migration_to(v);
         char pragma[64];
         if (!m) {
-            s_err(err, errlen, "no migration from database schema %d to %d", v - 1, v);
+            bx_errf(err, errlen, "no migration from database schema %d to %d", v - 1, v);
             return -1;
         }
         if (s_exec(st->db, m->sql, err, errlen) != 0)
@@ -288,7 +283,7 @@ static int s_schema(bx_store_t *st, char *err, size_t errlen)
         return -1;
     if (s_query_int(st->db, "PRAGMA user_version", &version) != 0
         || s_query_int(st->db, "SELECT count(*) FROM sqlite_master", &objects) != 0) {
-        s_err(err, errlen, "cannot read the database: %s", sqlite3_errmsg(st->db));
+        bx_errf(err, errlen, "cannot read the database: %s", sqlite3_errmsg(st->db));
         goto error;
     }
     if (version == BX_STORE_SCHEMA_VERSION) {
@@ -296,12 +291,12 @@ static int s_schema(bx_store_t *st, char *err, size_t errlen)
         return 0;
     }
     if (version > BX_STORE_SCHEMA_VERSION) {
-        s_err(err, errlen, "database schema %lld is newer than this bayeuxd (%d)",
+        bx_errf(err, errlen, "database schema %lld is newer than this bayeuxd (%d)",
               (long long)version, BX_STORE_SCHEMA_VERSION);
         goto error;
     }
     if (version < 0 || (version == 0 && objects > 0)) {
-        s_err(err, errlen, "not a bayeuxd database (schema version %lld, %lld objects)",
+        bx_errf(err, errlen, "not a bayeuxd database (schema version %lld, %lld objects)",
               (long long)version, (long long)objects);
         goto error;
     }
@@ -311,7 +306,7 @@ static int s_schema(bx_store_t *st, char *err, size_t errlen)
         /* Catches a schema.sql and a store.h that disagree. */
         if (s_query_int(st->db, "PRAGMA user_version", &version) != 0
             || version != BX_STORE_SCHEMA_VERSION) {
-            s_err(err, errlen, "sql/schema.sql sets schema %lld, expected %d",
+            bx_errf(err, errlen, "sql/schema.sql sets schema %lld, expected %d",
                   (long long)version, BX_STORE_SCHEMA_VERSION);
             goto error;
         }
@@ -331,7 +326,7 @@ static int s_prepare(bx_store_t *st, char *err, size_t errlen)
     for (int i = 0; i < S_COUNT; i++) {
         if (sqlite3_prepare_v3(st->db, s_sql[i].sql, -1, SQLITE_PREPARE_PERSISTENT,
                                &st->stmt[i], NULL) != SQLITE_OK) {
-            s_err(err, errlen, "cannot prepare %s: %s", s_sql[i].name, sqlite3_errmsg(st->db));
+            bx_errf(err, errlen, "cannot prepare %s: %s", s_sql[i].name, sqlite3_errmsg(st->db));
             return -1;
         }
     }
@@ -343,22 +338,24 @@ bx_store_t *bx_store_open(const bx_store_cfg_t *cfg, char *err, size_t errlen)
     const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     bx_store_t *st;
 
-    s_err(err, errlen, "%s", "");
+    bx_errf(err, errlen, "%s", "");
     if (!cfg || !cfg->path || !*cfg->path) {
-        s_err(err, errlen, "no database path");
+        bx_errf(err, errlen, "no database path");
         return NULL;
     }
-    if (strcmp(cfg->path, ":memory:") != 0 && s_mkdirs(cfg->path, err, errlen) != 0)
+    if (!cfg->check_only && strcmp(cfg->path, ":memory:") != 0 &&
+        s_mkdirs(cfg->path, err, errlen) != 0)
         return NULL;
 
     st = bx_calloc(1, sizeof *st);
     int rc = sqlite3_open_v2(cfg->path, &st->db, flags, NULL);
     if (rc != SQLITE_OK) {
-        s_err(err, errlen, "%s: %s", cfg->path,
+        bx_errf(err, errlen, "%s: %s", cfg->path,
               st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
         goto error;
     }
-    if (s_configure(st, cfg, err, errlen) != 0 || s_schema(st, err, errlen) != 0
+    if (s_configure(st, cfg, err, errlen) != 0
+        || (!cfg->check_only && s_schema(st, err, errlen) != 0)
         || s_prepare(st, err, errlen) != 0)
         goto error;
     return st;

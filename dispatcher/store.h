@@ -27,12 +27,17 @@ typedef struct {
     const char *path;        /* database file, or ":memory:" */
     int sync_full;           /* 1: PRAGMA synchronous=FULL, 0: NORMAL */
     int busy_timeout_ms;     /* another process holding a lock (backup) */
+    int check_only;          /* for --check-db: change nothing (no directory,
+                                schema, migration, WAL mode or checkpoint), so
+                                a crashed database stays as the crash left it */
 } bx_store_cfg_t;
 
 /* Opens or creates the database, sets WAL mode, creates the schema in an
  * empty database or migrates an older one, and prepares the statements.
  * Creates the file's directory if missing. A database with a newer
- * user_version than this program knows is refused. Returns NULL with a
+ * user_version than this program knows is refused. With check_only, the
+ * database is opened as it is, read-only (bx_store_check reports a schema
+ * version it does not expect). Returns NULL with a
  * message in err on failure. */
 bx_store_t *bx_store_open(const bx_store_cfg_t *cfg, char *err, size_t errlen);
 void bx_store_close(bx_store_t **pst);

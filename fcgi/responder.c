@@ -701,7 +701,12 @@ static int s_zmq_setup(bx_responder_t *r)
         goto error;
     /* IMMEDIATE: a send fails at once (EAGAIN) while no dispatcher is
      * connected, so the client gets 503 instead of a queued request. */
+    /* A restarted dispatcher is found within 10 ms (ZeroMQ's default is
+     * 100 ms, each a round of 503s), backing off to 1 s while it is away. */
+    int ivl = 10, ivl_max = 1000;
     if (zmq_setsockopt(r->dealer, ZMQ_IMMEDIATE, &one, sizeof one) < 0
+        || zmq_setsockopt(r->dealer, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl) < 0
+        || zmq_setsockopt(r->dealer, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max) < 0
         || zmq_setsockopt(r->dealer, ZMQ_LINGER, &zero, sizeof zero) < 0
         || zmq_setsockopt(r->dealer, ZMQ_SNDHWM, &hwm, sizeof hwm) < 0
         || zmq_setsockopt(r->dealer, ZMQ_RCVHWM, &hwm, sizeof hwm) < 0)

@@ -618,7 +618,7 @@ static void s_setup(uint8_t a, uint8_t b)
     g.now = 1000000;
     if (b & 64) {
         /* The database, ack and histories: a restart is one more operation. */
-        bx_store_cfg_t sc = { ":memory:", 0, 1000 };
+        bx_store_cfg_t sc = { .path = ":memory:", .busy_timeout_ms = 1000 };
         char err[256];
         g.cfg.history = "/chat/** 3, /x/** 0 10s";
         g.store = bx_store_open(&sc, err, sizeof err);

@@ -798,3 +798,22 @@ async function fayeClose(client) {
     client._state = client.DISCONNECTED;
     client._dispatcher.close();
 }
+
+// How a stream of numbers arrived: each number's first arrival in `seen`,
+// the repeats in `dups`, and how many arrived after a larger one.
+export function sequenceOf(nums) {
+    const seen = new Set();
+    const dups = [];
+    let disorder = 0;
+    let last = -1;
+    for (const n of nums) {
+        if (seen.has(n)) {
+            dups.push(n);
+            continue;
+        }
+        seen.add(n);
+        if (n < last) disorder += 1;
+        last = n;
+    }
+    return { seen, dups, disorder };
+}

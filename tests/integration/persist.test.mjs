@@ -18,7 +18,7 @@ import {
     BX_TMP, BX_DATABASE, TIMEOUT_MS, MAX_INTERVAL_MS, opts, nginxOpts, uniq, sleep, until,
     rawClient, newCometD, cometdHandshake, cometdConnected, cometdSubscribe,
     killDispatcher, startDispatcher, restartDispatcher, restoreDispatcher, useDispatcherFlags,
-    killResponderWorker, restartResponder, restartWebServer, checkDb, dbSize,
+    killResponderWorker, restartResponder, restartWebServer, checkDb, dbSize, sequenceOf,
 } from './lib.mjs';
 
 const T = TIMEOUT_MS;
@@ -134,19 +134,7 @@ async function settle(st, ok) {
 }
 
 function analyse(got, ok, retried) {
-    const seen = new Set();
-    const dups = [];
-    let disorder = 0;
-    let last = -1;
-    for (const n of got) {
-        if (seen.has(n)) {
-            dups.push(n);
-            continue;
-        }
-        seen.add(n);
-        if (n < last) disorder += 1;
-        last = n;
-    }
+    const { seen, dups, disorder } = sequenceOf(got);
     const lost = [...ok].filter((n) => !seen.has(n));
     const badDups = dups.filter((n) => !retried.has(n));
     return { lost, dups, badDups, disorder };

@@ -15,7 +15,7 @@ import { chromium } from 'playwright-core';
 
 import {
     BX_ORIGIN, nginxOpts, uniq, sleep, until,
-    newCometD, cometdHandshake, cometdConnected, cometdPublish,
+    newCometD, cometdHandshake, cometdConnected, cometdPublish, sequenceOf,
 } from './lib.mjs';
 
 const CHROMIUM = process.env.BX_CHROMIUM || '/usr/bin/chromium';
@@ -153,19 +153,7 @@ test('reload: the demo page shows every message once across reloads', nginxOpts(
         log = mine(await pageLog(page));
 
         const nums = log.map((l) => Number(l.text.slice(tag.length + 1)));
-        const seen = new Set();
-        const dups = [];
-        let disorder = 0;
-        let last = -1;
-        for (const n of nums) {
-            if (seen.has(n)) {
-                dups.push(n);
-                continue;
-            }
-            seen.add(n);
-            if (n < last) disorder += 1;
-            last = n;
-        }
+        const { seen, dups, disorder } = sequenceOf(nums);
         const missing = [];
         for (let n = 0; n < N; n += 1) if (!seen.has(n)) missing.push(n);
         const sessions = new Set(ids);

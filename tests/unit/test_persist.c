@@ -30,7 +30,7 @@ static void cfg_init(bx_engine_cfg_t *cfg)
 static void fresh_store(bx_engine_cfg_t *cfg)
 {
     bx_store_close(&g_st);
-    bx_store_cfg_t sc = { ":memory:", 0, 1000 };
+    bx_store_cfg_t sc = { .path = ":memory:", .busy_timeout_ms = 1000 };
     char err[256];
     g_st = bx_store_open(&sc, err, sizeof err);
     if (!g_st) {
@@ -76,6 +76,17 @@ static uint64_t ack_connect(const char *browser, const char *cid, long long ack)
     char extra[64];
     snprintf(extra, sizeof extra, ",\"ext\":{\"ack\":%lld}", ack);
     return mconnect(browser, cid, extra);
+}
+
+/* A fresh engine and store with an ack subscriber a (cookie "br",
+ * connected, subscribed to sub) and a publisher p (cookie "bp"). */
+static void ack_pair(bx_engine_cfg_t *cfg, char *a, char *p, const char *sub)
+{
+    fresh_store(cfg);
+    ack_handshake("br", a);
+    handshake("bp", p);
+    ack_connect("br", a, 0);
+    subscribe("br", a, sub);
 }
 
 /* ---- ack ---- */
@@ -167,12 +178,8 @@ static void t_ack_send_failure(void)
 {
     bx_engine_cfg_t cfg;
     cfg_init(&cfg);
-    fresh_store(&cfg);
     char a[64], p[64];
-    ack_handshake("br", a);
-    handshake("bp", p);
-    ack_connect("br", a, 0);
-    subscribe("br", a, "\"/chat\"");
+    ack_pair(&cfg, a, p, "\"/chat\"");
     uint64_t held = ack_connect("br", a, 0);
     g_fail_reqid = (int)held;
     publish(LP, "bp", p, "/chat", "\"lost\"");
@@ -406,12 +413,8 @@ static void t_overflow(void)
     bx_engine_cfg_t cfg;
     cfg_init(&cfg);
     cfg.max_queue = 2;
-    fresh_store(&cfg);
     char a[64], p[64];
-    ack_handshake("br", a);
-    handshake("bp", p);
-    ack_connect("br", a, 0);
-    subscribe("br", a, "\"/q\"");
+    ack_pair(&cfg, a, p, "\"/q\"");
     publish(LP, "bp", p, "/q", "\"q1\"");
     publish(LP, "bp", p, "/q", "\"q2\"");
     publish(LP, "bp", p, "/q", "\"q3\"");
@@ -422,11 +425,7 @@ static void t_overflow(void)
     ok(bx_store_check(g_st, stderr) == 0, "its row went too");
 
     cfg.overflow_end = 1;
-    fresh_store(&cfg);
-    ack_handshake("br", a);
-    handshake("bp", p);
-    ack_connect("br", a, 0);
-    subscribe("br", a, "\"/q\"");
+    ack_pair(&cfg, a, p, "\"/q\"");
     uint64_t held = ack_connect("br", a, 0);
     (void)held;
     publish(LP, "bp", p, "/q", "\"q1\"");   /* answers the held connect */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -124,7 +125,7 @@ static char *dump_history(bx_store_t *st)
 
 static bx_store_t *open_store(const char *path, char *err, size_t errlen)
 {
-    bx_store_cfg_t cfg = { path, 0, 1000 };
+    bx_store_cfg_t cfg = { .path = path, .busy_timeout_ms = 1000 };
     return bx_store_open(&cfg, err, errlen);
 }
 
@@ -434,7 +435,7 @@ static void t_refusals(void)
     ok(st == NULL && strstr(err, "cannot create") != NULL,
        "refuse: a directory that cannot be created (%s)", err);
 
-    bx_store_cfg_t nopath = { NULL, 0, 0 };
+    bx_store_cfg_t nopath = { .path = NULL };
     st = bx_store_open(&nopath, err, sizeof err);
     ok(st == NULL && err[0] != '\0', "refuse: no path (%s)", err);
     st = bx_store_open(NULL, NULL, 0);
@@ -563,7 +564,7 @@ static long long conn_int(sqlite3 *db, const char *sql)
 static bx_store_t *open_captured(const char *path, int sync_full)
 {
     char err[256];
-    bx_store_cfg_t cfg = { path, sync_full, 1234 };
+    bx_store_cfg_t cfg = { .path = path, .sync_full = sync_full, .busy_timeout_ms = 1234 };
     s_captured = NULL;
     s_capture = 1;
     bx_store_t *st = bx_store_open(&cfg, err, sizeof err);
@@ -810,6 +811,63 @@ static void t_volume(void)
     free(path);
 }
 
+/* --check-db opens a database as it is: a crashed one keeps its WAL (the
+ * restart must recover it, not the check), and nothing is created. */
+static void t_check_only(void)
+{
+    char *path = tmp_path("crashed.db");
+    char *wal = tmp_path("crashed.db-wal");
+    char err[256];
+    struct stat sb;
+    bx_store_t *st = open_store(path, err, sizeof err);
+    int bad = bx_store_session_put(st, "s1", "b", 1, 1, 1) != 0;
+    bad += bx_store_commit(st) != 0;
+    is_int(bad, 0, "check-only: a committed session");
+    ok(stat(wal, &sb) == 0, "check-only: the writer's WAL exists");
+
+    bx_store_cfg_t cc = { .path = path, .busy_timeout_ms = 1000, .check_only = 1 };
+    bx_store_t *ro = bx_store_open(&cc, err, sizeof err);
+    ok(ro != NULL, "check-only: opens beside the writer (%s)", err);
+    int rc = -1;
+    char *out = ro ? check(ro, &rc) : NULL;
+    is_int(rc, 0, "check-only: the check passes");
+    ok(out && strstr(out, "1 sessions") != NULL, "check-only: it sees the session");
+    free(out);
+    ok(ro && bx_store_session_put(ro, "s2", "b", 0, 1, 1) != 0, "check-only: writes refused");
+    bx_store_close(&ro);
+    bx_store_close(&st);   /* a clean close folds the WAL in */
+    /* A writer killed after a commit leaves its WAL; the check, then the
+     * last connection, must leave it too. */
+    pid_t pid = fork();
+    if (pid == 0) {
+        bx_store_t *w = open_store(path, err, sizeof err);
+        int b = !w || bx_store_session_put(w, "s3", "b", 0, 1, 1) != 0 ||
+                bx_store_commit(w) != 0;
+        _exit(b);   /* no close: as kill -9 would */
+    }
+    int status = -1;
+    waitpid(pid, &status, 0);
+    ok(WIFEXITED(status) && WEXITSTATUS(status) == 0 && stat(wal, &sb) == 0 &&
+       sb.st_size > 0, "check-only: a killed writer left its WAL");
+    ro = bx_store_open(&cc, err, sizeof err);
+    rc = -1;
+    out = ro ? check(ro, &rc) : NULL;
+    ok(rc == 0 && out && strstr(out, "2 sessions"), "check-only: it reads the WAL's rows");
+    free(out);
+    bx_store_close(&ro);
+    ok(stat(wal, &sb) == 0 && sb.st_size > 0,
+       "check-only: closing the check leaves the WAL as it was");
+
+    char *none = tmp_path("nowhere/none.db");
+    bx_store_cfg_t cn = { .path = none, .busy_timeout_ms = 1000, .check_only = 1 };
+    ro = bx_store_open(&cn, err, sizeof err);
+    ok(ro == NULL && stat(none, &sb) != 0, "check-only: a missing file is not created");
+    bx_store_close(&ro);
+    free(none);
+    free(path);
+    free(wal);
+}
+
 int main(void)
 {
     bx_log_level = BX_LOG_ERROR;   /* the failures planted here log errors; that is expected */
@@ -830,6 +888,7 @@ int main(void)
     t_connection();
     t_check_api();
     t_check_raw();
+    t_check_only();
     t_volume();
 
     rm_tree(s_dir);
