@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "channel.h"
 #include "engine_int.h"
@@ -18,11 +17,6 @@
 #define TAG "engine"
 
 static const int JSON_OUT = JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE;
-
-static int bx_json_is_number(json_object *v)
-{
-    return json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double);
-}
 
 void bx_engine_cfg_defaults(bx_engine_cfg_t *cfg)
 {
@@ -70,14 +64,6 @@ int bx_engine_load(bx_engine_t *e, bx_store_t *st, int64_t now)
     return 0;
 }
 
-static void s_out_free(bx_out_t *o)
-{
-    free(o->body);
-    for (uint32_t i = 0; i < o->ntaken; i++)
-        bx_msg_unref(&o->taken[i]);
-    free(o->taken);
-}
-
 void bx_engine_destroy(bx_engine_t **pe)
 {
     if (!pe || !*pe)
@@ -94,7 +80,7 @@ void bx_engine_destroy(bx_engine_t **pe)
     if (e->hist)
         bx_history_free(e);
     for (uint32_t i = 0; i < e->nout; i++)
-        s_out_free(&e->out[i]);
+        bx_out_free(&e->out[i]);
     free(e->out);
     free(e->doomed);
     free(e->heap);
@@ -124,14 +110,6 @@ typedef struct {
     int parked;                       /* the request is a held connect */
 } s_req_t;
 
-static void s_advice(bx_buf_t *b, const bx_engine_cfg_t *cfg, const char *reconnect)
-{
-    /* Bayeux rule kept by both clients: send all of reconnect, interval and
-     * timeout whenever advice is sent; CometD JS resets missing fields. */
-    bx_buf_printf(b, ",\"advice\":{\"reconnect\":\"%s\",\"interval\":%lld,\"timeout\":%lld}",
-                  reconnect, (long long)cfg->interval_ms, (long long)cfg->timeout_ms);
-}
-
 /* Starts a reply object: {"id":"..","channel":"..". */
 static void s_reply_open(s_req_t *r, const char *id, const char *channel)
 {
@@ -151,78 +129,10 @@ static void s_reply_open(s_req_t *r, const char *id, const char *channel)
         bx_buf_puts(b, "null");
 }
 
-/* ---- extensions on replies ---- */
-
-/* CometD TimesyncExtension, server side (shared bayeux-wire.md §5.3): what a
- * meta message's ext.timesync asks its reply to carry. */
-static void s_tsync_in(json_object *msg, int64_t wall, bx_tsync_t *t)
-{
-    json_object *ext, *tx, *v;
-    memset(t, 0, sizeof *t);
-    if (!json_object_object_get_ex(msg, "ext", &ext) ||
-        !json_object_is_type(ext, json_type_object) ||
-        !json_object_object_get_ex(ext, "timesync", &tx) ||
-        !json_object_is_type(tx, json_type_object) ||
-        !json_object_object_get_ex(tx, "tc", &v) || !bx_json_is_number(v))
-        return;
-    t->on = 1;
-    t->tc = json_object_get_int64(v);
-    t->ts = wall;
-    if (json_object_object_get_ex(tx, "l", &v) && bx_json_is_number(v)) {
-        int64_t l = json_object_get_int64(v), o = 0;
-        if (json_object_object_get_ex(tx, "o", &v) && bx_json_is_number(v))
-            o = json_object_get_int64(v);
-        t->a = (t->tc + o + l) - t->ts;
-        t->has_a = 1;
-        /* Answered only while the client is not yet accurate enough. */
-        if (l != 0 && t->a > -25 && t->a < 25)
-            t->on = 0;
-    }
-}
-
-/* Appends ,"timesync":{...} if t answers. */
-static void s_ext_members(bx_buf_t *b, const bx_tsync_t *t, int64_t wall)
-{
-    if (!t || !t->on)
-        return;
-    bx_buf_printf(b, ",\"timesync\":{\"tc\":%lld,\"ts\":%lld,\"p\":%lld", (long long)t->tc,
-                  (long long)t->ts, (long long)(wall - t->ts));
-    if (t->has_a)
-        bx_buf_printf(b, ",\"a\":%lld", (long long)t->a);
-    bx_buf_putc(b, '}');
-}
-
-/* Appends ,"ext":{...} with the members that apply: ack (JSON text),
- * timesync, replay (object members, without braces). */
-static void s_ext(bx_buf_t *b, const char *ack, const bx_tsync_t *t, int64_t wall,
-                  const char *replay, size_t rlen)
-{
-    if (!ack && !(t && t->on) && rlen == 0)
-        return;
-    /* A leading member keeps the commas simple: ack, else the replay. */
-    bx_buf_puts(b, ",\"ext\":{");
-    if (ack)
-        bx_buf_printf(b, "\"ack\":%s", ack);
-    if (rlen > 0) {
-        bx_buf_printf(b, "%s\"replay\":{", ack ? "," : "");
-        bx_buf_append(b, replay, rlen);
-        bx_buf_putc(b, '}');
-    }
-    size_t mark = b->len;
-    s_ext_members(b, t, wall);
-    if (!ack && rlen == 0 && b->len > mark) {
-        /* timesync alone: drop its leading comma */
-        memmove(b->data + mark, b->data + mark + 1, b->len - mark - 1);
-        b->len--;
-        b->data[b->len] = '\0';
-    }
-    bx_buf_putc(b, '}');
-}
-
 /* Ends a reply object: the timesync answer of a meta message, then '}'. */
 static void s_reply_close(s_req_t *r, const bx_tsync_t *t)
 {
-    s_ext(&r->replies, NULL, t, r->wall, NULL, 0);
+    bx_ext(&r->replies, NULL, t, r->wall, NULL, 0);
     bx_buf_putc(&r->replies, '}');
 }
 
@@ -248,195 +158,8 @@ static void s_reply_unknown(s_req_t *r, const char *id, const char *channel, int
     s_reply_open(r, id, channel);
     bx_buf_puts(b, ",\"successful\":false,\"error\":\"402::session_unknown\"");
     if (advise)
-        s_advice(b, &r->e->cfg, "handshake");
+        bx_advice(b, &r->e->cfg, "handshake");
     s_reply_close(r, t);
-}
-
-/* ---- sending ---- */
-
-/* Queues a reply for the next flush; takes the body's buffer. */
-static bx_out_t *s_out(bx_engine_t *e, const bx_origin_t *to, int status, const char *browser,
-                       bx_buf_t *body)
-{
-    if (e->nout == e->capout) {
-        e->capout = e->capout ? e->capout * 2 : 64;
-        e->out = bx_realloc(e->out, e->capout * sizeof *e->out);
-    }
-    bx_out_t *o = &e->out[e->nout++];
-    memset(o, 0, sizeof *o);
-    o->to = *to;
-    o->status = status;
-    snprintf(o->browser, sizeof o->browser, "%s", browser ? browser : "");
-    if (body) {
-        o->body = body->data;
-        o->len = body->len;
-        bx_buf_init(body);
-    }
-    return o;
-}
-
-/* Sends "[ queued messages of s, extra ]": with the ack extension the
- * messages stay queued until acknowledged, else they leave the queue with
- * the reply (and come back if it cannot be sent). extra is one reply object
- * (or several, comma-separated). */
-static void s_out_body(bx_engine_t *e, const bx_origin_t *to, const char *browser,
-                       bx_session_t *s, const char *extra, size_t elen)
-{
-    bx_buf_t b;
-    bx_buf_init(&b);
-    bx_buf_putc(&b, '[');
-    uint32_t n = s ? s->queue.count : 0;
-    for (uint32_t i = 0; i < n; i++) {
-        const bx_msg_t *m = bx_queue_at(&s->queue, i);
-        if (i > 0)
-            bx_buf_putc(&b, ',');
-        bx_buf_append(&b, m->json, m->len);
-    }
-    if (elen > 0) {
-        if (n > 0)
-            bx_buf_putc(&b, ',');
-        bx_buf_append(&b, extra, elen);
-    }
-    bx_buf_putc(&b, ']');
-    bx_out_t *o = s_out(e, to, 200, browser, &b);
-    if (n == 0)
-        return;
-    snprintf(o->session, sizeof o->session, "%s", s->id);
-    o->nsent = n;
-    if (!s->ack) {
-        o->taken = bx_malloc(n * sizeof *o->taken);
-        for (uint32_t i = 0; i < n; i++)
-            o->taken[i] = bx_queue_shift(&s->queue);
-        o->ntaken = n;
-    }
-}
-
-/* Ack: the batch number a connect reply of s carries. It names everything
- * queued now; messages queued later get the next number. A reply with
- * nothing new repeats the last number, so idle connects write nothing. */
-static uint64_t s_ack_batch(bx_engine_t *e, bx_session_t *s)
-{
-    if (s->queue.count == 0)
-        return s->batch - 1;
-    uint64_t b = s->batch++;
-    bx_persist_session_batch(e, s);
-    return b;
-}
-
-/* Writes the ack member of a connect reply of s ("" if none) into buf. */
-static const char *s_ack_member(bx_engine_t *e, bx_session_t *s, char *buf, size_t len)
-{
-    if (!s->ack)
-        return NULL;
-    snprintf(buf, len, "%llu", (unsigned long long)s_ack_batch(e, s));
-    return buf;
-}
-
-/* The reply to a held connect of s, with everything queued for it. */
-static void s_answer_parked(bx_engine_t *e, bx_session_t *s, int64_t now, const char *reconnect)
-{
-    bx_buf_t reply;
-    char ack[24];
-    bx_buf_init(&reply);
-    bx_buf_putc(&reply, '{');
-    if (s->park_id[0]) {
-        bx_buf_puts(&reply, "\"id\":");
-        bx_buf_put_json_string(&reply, s->park_id, strlen(s->park_id));
-        bx_buf_putc(&reply, ',');
-    }
-    bx_buf_puts(&reply, "\"channel\":\"/meta/connect\",\"successful\":true");
-    if (reconnect)
-        s_advice(&reply, &e->cfg, reconnect);
-    else if (s->park_advice)
-        s_advice(&reply, &e->cfg, "retry");
-    s_ext(&reply, s_ack_member(e, s, ack, sizeof ack), &s->park_ts, e->cfg.wall_ms(), NULL, 0);
-    bx_buf_putc(&reply, '}');
-
-    bx_origin_t to = s->park_origin;
-    bx_state_unpark(e, s);
-    s_out_body(e, &to, NULL, s, reply.data, reply.len);
-    /* CometD: the expiry clock starts when a connect reply has been written. */
-    s->expires = now + e->cfg.interval_ms + e->cfg.max_interval_ms;
-    bx_buf_free(&reply);
-}
-
-int bx_engine_flush(bx_engine_t *e, int64_t now)
-{
-    if (e->store && bx_store_commit(e->store) != 0)
-        return -1;
-    while (e->nout > 0) {
-        uint32_t nfail = 0;
-        for (uint32_t i = 0; i < e->nout; i++) {
-            bx_out_t *o = &e->out[i];
-            if (e->send(e->ud, &o->to, o->status, o->browser[0] ? o->browser : NULL,
-                        o->body ? o->body : "", o->len) == 0) {
-                e->delivered += o->nsent;
-                s_out_free(o);
-                continue;
-            }
-            if (o->nsent > 0)
-                bx_info(TAG, "session %s: its reply could not be sent; %u message(s) kept",
-                        o->session, o->nsent);
-            if (o->ntaken > 0)
-                e->out[nfail++] = *o;    /* i >= nfail: nothing is overwritten early */
-            else
-                s_out_free(o);
-        }
-        /* Unsent messages go back in front, newest reply first, so the
-         * queue keeps its order for the next connect. */
-        uint32_t n = nfail;
-        bx_out_t *fails = n ? bx_malloc(n * sizeof *fails) : NULL;
-        if (n)
-            memcpy(fails, e->out, n * sizeof *fails);
-        e->nout = 0;
-        for (uint32_t i = n; i-- > 0;) {
-            bx_session_t *s = bx_state_session_get(e, fails[i].session);
-            if (s) {
-                bx_queue_unshift(&s->queue, fails[i].taken, fails[i].ntaken);
-                fails[i].ntaken = 0;
-            }
-            s_out_free(&fails[i]);
-        }
-        /* A connect held meanwhile takes them at once (its reply is sent by
-         * the next round; no ack session is involved, nothing to commit). */
-        for (uint32_t i = 0; i < n; i++) {
-            bx_session_t *s = bx_state_session_get(e, fails[i].session);
-            if (s && s->parked && s->queue.count > 0)
-                s_answer_parked(e, s, now, NULL);
-        }
-        free(fails);
-    }
-    /* Give a big outbox back. */
-    if (e->capout > 1024) {
-        free(e->out);
-        e->out = NULL;
-        e->capout = 0;
-    }
-    return 0;
-}
-
-/* Ends a session: its row, subscriptions and unacknowledged messages leave
- * the database. reconnect: the advice its held connect gets (Bayeux: "none"
- * when the server ends it; "handshake" to make the client start over). */
-static void s_remove_session(bx_engine_t *e, bx_session_t *s, int64_t now, const char *why,
-                             const char *reconnect)
-{
-    bx_debug(TAG, "session %s removed (%s)", s->id, why);
-    bx_persist_session_del(e, s);
-    bx_queue_clear(&s->queue);
-    if (s->parked)
-        s_answer_parked(e, s, now, reconnect);
-    bx_state_session_free(e, &s);
-}
-
-/* Sessions a fan-out found over their max_queue (end-session policy). */
-static void s_reap_doomed(bx_engine_t *e, int64_t now)
-{
-    while (e->ndoomed > 0) {
-        bx_session_t *s = e->doomed[--e->ndoomed];
-        s_remove_session(e, s, now, "queue overflow", "handshake");
-        e->overflowed++;
-    }
 }
 
 /* ---- message handlers ---- */
@@ -510,8 +233,8 @@ static void s_handshake(s_req_t *r, json_object *msg, const char *id, const bx_t
                   "\"minimumVersion\":\"1.0\","
                   "\"supportedConnectionTypes\":[\"long-polling\",\"callback-polling\"]",
                   s->id);
-    s_advice(b, &e->cfg, "retry");
-    s_ext(b, s->ack ? "true" : NULL, t, r->wall, NULL, 0);
+    bx_advice(b, &e->cfg, "retry");
+    bx_ext(b, s->ack ? "true" : NULL, t, r->wall, NULL, 0);
     bx_buf_putc(b, '}');
     bx_debug(TAG, "session %s created%s", s->id, s->ack ? " (ack)" : "");
 }
@@ -526,7 +249,7 @@ static void s_splice_ack(s_req_t *r, int final)
         return;
     char num[24];
     snprintf(num, sizeof num, "%llu",
-             (unsigned long long)(final ? s_ack_batch(r->e, s) : s->batch - 1));
+             (unsigned long long)(final ? bx_ack_batch(r->e, s) : s->batch - 1));
     bx_buf_t full;
     bx_buf_init(&full);
     bx_buf_append(&full, r->replies.data, r->ack_off);
@@ -551,7 +274,7 @@ static void s_connect(s_req_t *r, json_object *msg, const char *id, const bx_tsy
     if (s->parked) {
         bx_origin_t old = s->park_origin;
         bx_state_unpark(e, s);
-        s_out(e, &old, e->cfg.duplicate_connect_status, NULL, NULL);
+        bx_out(e, &old, e->cfg.duplicate_connect_status, NULL, NULL);
     }
     /* Ack: what the client received up to ext.ack is done with; anything
      * sent after it is sent again (CometD #511: keyed by batch, so a lost
@@ -590,7 +313,7 @@ static void s_connect(s_req_t *r, json_object *msg, const char *id, const bx_tsy
     s_reply_open(r, id, "/meta/connect");
     bx_buf_puts(&r->replies, ",\"successful\":true");
     if (first || client_advice)
-        s_advice(&r->replies, &e->cfg, "retry");
+        bx_advice(&r->replies, &e->cfg, "retry");
     s_splice_ack(r, 0);    /* an earlier connect of this batch */
     if (s->ack) {
         /* The batch number is only known once the whole request has been
@@ -598,10 +321,10 @@ static void s_connect(s_req_t *r, json_object *msg, const char *id, const bx_tsy
         bx_buf_puts(&r->replies, ",\"ext\":{\"ack\":");
         r->ack_off = r->replies.len;
         r->ack_session = s;
-        s_ext_members(&r->replies, t, r->wall);
+        bx_ext_members(&r->replies, t, r->wall);
         bx_buf_putc(&r->replies, '}');
     } else {
-        s_ext(&r->replies, NULL, t, r->wall, NULL, 0);
+        bx_ext(&r->replies, NULL, t, r->wall, NULL, 0);
     }
     bx_buf_putc(&r->replies, '}');
     r->drain = s;
@@ -621,7 +344,7 @@ static void s_disconnect(s_req_t *r, json_object *msg, const char *id, const bx_
         s_splice_ack(r, 0);
     if (r->drain == s)
         r->drain = NULL;
-    s_remove_session(r->e, s, r->now, "disconnect", "none");
+    bx_remove_session(r->e, s, r->now, "disconnect", "none");
     s_reply_open(r, id, "/meta/disconnect");
     bx_buf_puts(&r->replies, ",\"successful\":true");
     s_reply_close(r, t);
@@ -703,74 +426,9 @@ static void s_subscription(s_req_t *r, json_object *msg, const char *id, const c
     s_reply_open(r, id, channel);
     bx_buf_printf(&r->replies, ",\"successful\":true,\"subscription\":%s",
                   json_object_to_json_string_ext(sub, JSON_OUT));
-    s_ext(&r->replies, NULL, t, r->wall, replay.data, replay.len);
+    bx_ext(&r->replies, NULL, t, r->wall, replay.data, replay.len);
     bx_buf_putc(&r->replies, '}');
     bx_buf_free(&replay);
-}
-
-/* RFC 1123 date, as HTTP and the CometD clients write it. */
-static void s_rfc1123(int64_t wall_ms, char *out, size_t len)
-{
-    time_t t = (time_t)(wall_ms / 1000);
-    struct tm tm;
-    static const char days[7][4] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
-    static const char months[12][4] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-    gmtime_r(&t, &tm);
-    snprintf(out, len, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday], tm.tm_mday,
-             months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-}
-
-/* The message as subscribers get it: every field of the publisher's but
- * clientId (CometD: "do not leak clientId") and id (CometD resets it); with
- * a history, ext.seq; with the timestamp option, the server's timestamp. */
-static bx_msg_t *s_delivery(bx_engine_t *e, json_object *msg, uint64_t seq, int64_t wall)
-{
-    bx_buf_t b;
-    bx_buf_init(&b);
-    bx_buf_putc(&b, '{');
-    int n = 0, had_ext = 0;
-    json_object_object_foreach(msg, key, val) {
-        if (strcmp(key, "clientId") == 0 || strcmp(key, "id") == 0)
-            continue;
-        if (e->cfg.timestamp && strcmp(key, "timestamp") == 0)
-            continue;
-        if (n++ > 0)
-            bx_buf_putc(&b, ',');
-        bx_buf_put_json_string(&b, key, strlen(key));
-        bx_buf_putc(&b, ':');
-        if (seq > 0 && strcmp(key, "ext") == 0) {
-            /* The publisher's ext, with our seq in place of any of its own. */
-            had_ext = 1;
-            bx_buf_putc(&b, '{');
-            if (json_object_is_type(val, json_type_object)) {
-                json_object_object_foreach(val, k2, v2) {
-                    if (strcmp(k2, "seq") == 0)
-                        continue;
-                    bx_buf_put_json_string(&b, k2, strlen(k2));
-                    bx_buf_putc(&b, ':');
-                    bx_buf_puts(&b, v2 ? json_object_to_json_string_ext(v2, JSON_OUT) : "null");
-                    bx_buf_putc(&b, ',');
-                }
-            }
-            bx_buf_printf(&b, "\"seq\":%llu}", (unsigned long long)seq);
-            continue;
-        }
-        bx_buf_puts(&b, val ? json_object_to_json_string_ext(val, JSON_OUT) : "null");
-    }
-    if (seq > 0 && !had_ext)
-        bx_buf_printf(&b, "%s\"ext\":{\"seq\":%llu}", n++ ? "," : "", (unsigned long long)seq);
-    if (e->cfg.timestamp) {
-        char date[40];
-        s_rfc1123(wall, date, sizeof date);
-        bx_buf_printf(&b, "%s\"timestamp\":\"%s\"", n++ ? "," : "", date);
-    }
-    bx_buf_putc(&b, '}');
-    bx_msg_t *m = bx_msg_new(b.data, b.len);
-    bx_buf_free(&b);
-    m->id = e->next_msgid++;
-    m->time = wall;
-    return m;
 }
 
 static void s_publish(s_req_t *r, json_object *msg, const char *id, const char *channel,
@@ -799,14 +457,14 @@ static void s_publish(s_req_t *r, json_object *msg, const char *id, const char *
     s_touch(r, s);
     if (!bx_channel_is_service(channel)) {
         bx_hist_t *h = bx_history_for(e, channel);
-        bx_msg_t *m = s_delivery(e, msg, h ? h->seq + 1 : 0, r->wall);
+        bx_msg_t *m = bx_delivery(e, msg, h ? h->seq + 1 : 0, r->wall);
         if (h) {
             h->seq++;
             bx_history_append(e, h, m, h->seq, 1);
         }
         bx_state_fanout(e, channel, m);
         bx_msg_unref(&m);
-        s_reap_doomed(e, r->now);
+        bx_reap_doomed(e, r->now);
         e->published++;
     }
     s_reply_open(r, id, channel);
@@ -838,7 +496,7 @@ static void s_message(s_req_t *r, json_object *msg)
     bx_tsync_t t;
     memset(&t, 0, sizeof t);
     if (strncmp(channel, "/meta/", 6) == 0)
-        s_tsync_in(msg, r->wall, &t);
+        bx_ext_tsync_in(msg, r->wall, &t);
     if (strcmp(channel, "/meta/handshake") == 0)
         s_handshake(r, msg, id, &t);
     else if (strcmp(channel, "/meta/connect") == 0)
@@ -862,7 +520,7 @@ static void s_wake(bx_engine_t *e, int64_t now)
         bx_session_t *s = e->wake[--e->nwake];
         s->in_wake = 0;
         if (s->parked && s->queue.count > 0)
-            s_answer_parked(e, s, now, NULL);
+            bx_answer_parked(e, s, now, NULL);
     }
 }
 
@@ -894,7 +552,7 @@ void bx_engine_request(bx_engine_t *e, const bx_origin_t *from, int transport,
     if (!r.parked) {
         /* The queue that goes with the connect reply is final now. */
         s_splice_ack(&r, r.ack_session == drain);
-        s_out_body(e, from, r.set_browser[0] ? r.set_browser : NULL, drain, r.replies.data,
+        bx_out_body(e, from, r.set_browser[0] ? r.set_browser : NULL, drain, r.replies.data,
                    r.replies.len);
     }
     /* else: the batch was one connect, now held; it is answered later. */
@@ -929,7 +587,7 @@ static void s_sweep(bx_engine_t *e, int64_t now)
         dead[ndead++] = s;
     }
     for (size_t i = 0; i < ndead; i++) {
-        s_remove_session(e, dead[i], now, "expired", "none");
+        bx_remove_session(e, dead[i], now, "expired", "none");
         e->expired++;
     }
     free(dead);
@@ -939,7 +597,7 @@ int64_t bx_engine_tick(bx_engine_t *e, int64_t now)
 {
     bx_session_t *s;
     while ((s = bx_state_heap_top(e)) != NULL && s->park_deadline <= now)
-        s_answer_parked(e, s, now, NULL);
+        bx_answer_parked(e, s, now, NULL);
     if (now >= e->next_sweep) {
         s_sweep(e, now);
         bx_history_sweep(e, e->cfg.wall_ms());
@@ -955,7 +613,7 @@ void bx_engine_release_all(bx_engine_t *e, int64_t now)
 {
     bx_session_t *s;
     while ((s = bx_state_heap_top(e)) != NULL)
-        s_answer_parked(e, s, now, NULL);
+        bx_answer_parked(e, s, now, NULL);
 }
 
 void bx_engine_stats(const bx_engine_t *e, bx_engine_stats_t *st)

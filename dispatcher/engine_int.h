@@ -145,6 +145,40 @@ bx_session_t *bx_state_parked_by_origin(bx_engine_t *e, const bx_origin_t *o);
 /* The parked session with the earliest deadline, or NULL. */
 bx_session_t *bx_state_heap_top(bx_engine_t *e);
 
+/* extension.c: message building besides the protocol's own fields. */
+int bx_json_is_number(json_object *v);
+/* The timesync extension's question in a meta message (CometD TimesyncExtension). */
+void bx_ext_tsync_in(json_object *msg, int64_t wall, bx_tsync_t *t);
+/* Appends ,"timesync":{...} if t answers. */
+void bx_ext_members(bx_buf_t *b, const bx_tsync_t *t, int64_t wall);
+/* Appends ,"ext":{...} with what applies: ack (JSON text), timesync, replay
+ * (object members, without braces). */
+void bx_ext(bx_buf_t *b, const char *ack, const bx_tsync_t *t, int64_t wall, const char *replay,
+            size_t rlen);
+void bx_rfc1123(int64_t wall_ms, char *out, size_t len);
+/* The message as subscribers get it, numbered for the store. */
+bx_msg_t *bx_delivery(bx_engine_t *e, json_object *msg, uint64_t seq, int64_t wall);
+
+/* outbox.c: replies wait for bx_engine_flush. */
+void bx_advice(bx_buf_t *b, const bx_engine_cfg_t *cfg, const char *reconnect);
+void bx_out_free(bx_out_t *o);
+/* Queues a reply; takes body's buffer (NULL: no body). */
+bx_out_t *bx_out(bx_engine_t *e, const bx_origin_t *to, int status, const char *browser,
+                 bx_buf_t *body);
+/* Queues "[ queued messages of s, extra ]" (s may be NULL). */
+void bx_out_body(bx_engine_t *e, const bx_origin_t *to, const char *browser, bx_session_t *s,
+                 const char *extra, size_t elen);
+/* Ack: the batch number a connect reply of s carries now. */
+uint64_t bx_ack_batch(bx_engine_t *e, bx_session_t *s);
+const char *bx_ack_member(bx_engine_t *e, bx_session_t *s, char *buf, size_t len);
+/* Answers the held connect of s with what is queued; reconnect: advice or NULL. */
+void bx_answer_parked(bx_engine_t *e, bx_session_t *s, int64_t now, const char *reconnect);
+/* Ends a session (database rows included); why: for the log. */
+void bx_remove_session(bx_engine_t *e, bx_session_t *s, int64_t now, const char *why,
+                       const char *reconnect);
+/* Ends the sessions a fan-out found over max_queue. */
+void bx_reap_doomed(bx_engine_t *e, int64_t now);
+
 /* persist.c: queues m for s (the ack batch tag, the database row, the
  * max_queue policy). */
 void bx_persist_enqueue(bx_engine_t *e, bx_session_t *s, bx_msg_t *m);

@@ -65,7 +65,7 @@ awk -f "$src/sql/embed.awk" "$src/sql/schema.sql" >"$out/obj/schema.c" || exit 1
 objs+=("$out/obj/schema.o")
 for f in common/util.c common/log.c common/channel.c common/bayeux.c common/wire.c \
          common/config.c dispatcher/map.c dispatcher/msg.c dispatcher/engine.c \
-         dispatcher/state.c dispatcher/persist.c dispatcher/history.c dispatcher/store.c \
+         dispatcher/state.c dispatcher/outbox.c dispatcher/extension.c dispatcher/persist.c dispatcher/history.c dispatcher/store.c \
          fcgi/http.c; do
     o=$out/obj/$(echo "$f" | tr / _).o
     "$CC" "${cflags[@]}" -c -o "$o" "$src/$f" || exit 1
