@@ -97,6 +97,7 @@ typedef struct {
     const bx_origin_t *from;
     int transport;
     const char *browser;              /* the request's cookie, "" if none */
+    const char *addr;                 /* the client's address, "" if unknown */
     char set_browser[BX_BROWSER_LEN + 1]; /* cookie to set, "" if none */
     int64_t now;
     int64_t wall;                     /* wall clock at arrival */
@@ -223,6 +224,7 @@ static void s_handshake(s_req_t *r, json_object *msg, const char *id, const bx_t
              json_object_is_type(ack, json_type_boolean) && json_object_get_boolean(ack);
     s->batch = 1;
     s->created = r->wall;
+    snprintf(s->address, sizeof s->address, "%s", r->addr);
     s->expires = r->now + e->cfg.interval_ms + e->cfg.max_interval_ms;
     bx_persist_session_new(e, s);
     bx_buf_t *b = &r->replies;
@@ -237,6 +239,11 @@ static void s_handshake(s_req_t *r, json_object *msg, const char *id, const bx_t
     bx_ext(b, s->ack ? "true" : NULL, t, r->wall, NULL, 0);
     bx_buf_putc(b, '}');
     bx_debug(TAG, "session %s created%s", s->id, s->ack ? " (ack)" : "");
+    if (e->event) {
+        bx_event_t ev = { .kind = "session.created", .client_id = s->id, .ack = s->ack,
+                          .address = s->address };
+        e->event(e->event_ud, &ev);
+    }
 }
 
 /* Puts the pending ack batch number into the replies. final: the request's
@@ -406,12 +413,17 @@ static void s_subscription(s_req_t *r, json_object *msg, const char *id, const c
             continue;
         const char *name = json_object_get_string(v);
         size_t len = strlen(name);
-        if (subscribe) {
-            if (bx_state_subscribe(r->e, s, name, len) == 0)
-                bx_persist_sub(r->e, s, name, 1);
+        int changed = subscribe ? bx_state_subscribe(r->e, s, name, len) == 0
+                                : bx_state_unsubscribe(r->e, s, name, len) == 0;
+        if (subscribe)
             names[nnames++] = name;
-        } else if (bx_state_unsubscribe(r->e, s, name, len) == 0) {
-            bx_persist_sub(r->e, s, name, 0);
+        if (!changed)
+            continue;
+        bx_persist_sub(r->e, s, name, subscribe);
+        if (r->e->event) {
+            bx_event_t ev = { .kind = subscribe ? "subscribe" : "unsubscribe",
+                              .client_id = s->id, .channel = name };
+            r->e->event(r->e->event_ud, &ev);
         }
     }
     /* Replay (docs/persistence.md): ext.replay asks for the history kept
@@ -456,19 +468,35 @@ static void s_publish(s_req_t *r, json_object *msg, const char *id, const char *
     }
     s_touch(r, s);
     if (!bx_channel_is_service(channel)) {
-        bx_hist_t *h = bx_history_for(e, channel);
-        bx_msg_t *m = bx_delivery(e, msg, h ? h->seq + 1 : 0, r->wall);
-        if (h) {
-            h->seq++;
-            bx_history_append(e, h, m, h->seq, 1);
-        }
-        bx_state_fanout(e, channel, m);
-        bx_msg_unref(&m);
-        bx_reap_doomed(e, r->now);
-        e->published++;
+        bx_broadcast(e, channel, msg, r->wall, r->now, NULL);
+    } else if (e->event) {
+        /* CometD services: the application answers (docs/backend.md). */
+        json_object *ext = NULL;
+        json_object_object_get_ex(msg, "ext", &ext);
+        bx_event_t ev = { .kind = "service", .client_id = s->id, .channel = channel,
+                          .id = *id ? id : NULL, .data = data, .ext = ext };
+        e->event(e->event_ud, &ev);
     }
     s_reply_open(r, id, channel);
     bx_buf_puts(&r->replies, ",\"successful\":true}");
+}
+
+size_t bx_broadcast(bx_engine_t *e, const char *channel, json_object *msg, int64_t wall,
+                    int64_t now, uint64_t *seq)
+{
+    bx_hist_t *h = bx_history_for(e, channel);
+    bx_msg_t *m = bx_delivery(e, msg, h ? h->seq + 1 : 0, wall);
+    if (h) {
+        h->seq++;
+        bx_history_append(e, h, m, h->seq, 1);
+    }
+    if (seq)
+        *seq = h ? h->seq : 0;
+    size_t reached = bx_state_fanout(e, channel, m);
+    bx_msg_unref(&m);
+    bx_reap_doomed(e, now);
+    e->published++;
+    return reached;
 }
 
 static void s_message(s_req_t *r, json_object *msg)
@@ -525,7 +553,7 @@ static void s_wake(bx_engine_t *e, int64_t now)
 }
 
 void bx_engine_request(bx_engine_t *e, const bx_origin_t *from, int transport,
-                       const char *browser, json_object *batch, int64_t now)
+                       const char *browser, const char *addr, json_object *batch, int64_t now)
 {
     s_req_t r;
     memset(&r, 0, sizeof r);
@@ -533,6 +561,7 @@ void bx_engine_request(bx_engine_t *e, const bx_origin_t *from, int transport,
     r.from = from;
     r.transport = transport;
     r.browser = browser ? browser : "";
+    r.addr = addr ? addr : "";
     r.now = now;
     r.wall = e->cfg.wall_ms();
     r.nmsgs = json_object_array_length(batch);

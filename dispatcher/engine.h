@@ -69,6 +69,23 @@ typedef int (*bx_engine_send_fn)(void *ud, const bx_origin_t *to, int status,
 
 typedef struct bx_engine bx_engine_t;
 
+/* Something the application behind the server may want to hear of
+ * (docs/backend.md, the event stream). Pointers are valid during the call. */
+typedef struct {
+    const char *kind;        /* "session.created", "session.removed",
+                                "subscribe", "unsubscribe", "service" */
+    const char *client_id;
+    const char *channel;     /* subscribe, unsubscribe, service */
+    const char *reason;      /* session.removed: disconnect, expired,
+                                kicked, overflow */
+    const char *address;     /* session.created */
+    int ack;                 /* session.created: ack extension on */
+    const char *id;          /* service: the message's id, NULL if none */
+    json_object *data, *ext; /* service: lent, ext may be NULL */
+} bx_event_t;
+
+typedef void (*bx_engine_event_fn)(void *ud, const bx_event_t *ev);
+
 /* cfg->history must have passed bx_engine_history_check. */
 bx_engine_t *bx_engine_new(const bx_engine_cfg_t *cfg, bx_engine_send_fn send, void *ud);
 
@@ -94,10 +111,12 @@ void bx_engine_destroy(bx_engine_t **pe);
 
 /* Handles one HTTP request's batch (an array of message objects, lent).
  * transport: BX_TRANSPORT_* from wire.h. browser: the request's
- * BAYEUX_BROWSER cookie, "" if none. Answers (at the next flush), or parks a
- * /meta/connect until a message arrives for its session or it times out. */
+ * BAYEUX_BROWSER cookie, "" if none; addr: the client's address, "" if
+ * unknown. Answers (at the next flush), or parks a /meta/connect until a
+ * message arrives for its session or it times out. */
 void bx_engine_request(bx_engine_t *e, const bx_origin_t *from, int transport,
-                       const char *browser, json_object *batch, int64_t now);
+                       const char *browser, const char *addr, json_object *batch,
+                       int64_t now);
 
 /* The HTTP client of request `from` went away. If it was a held connect, it is
  * forgotten without a reply; queued messages wait for the next connect. */
@@ -128,5 +147,52 @@ typedef struct {
 } bx_engine_stats_t;
 
 void bx_engine_stats(const bx_engine_t *e, bx_engine_stats_t *st);
+
+/* ---- for backends (api.c; docs/backend.md) ---- */
+
+void bx_engine_on_event(bx_engine_t *e, bx_engine_event_fn fn, void *ud);
+
+typedef enum {
+    BX_API_OK = 0,
+    BX_API_UNKNOWN_CLIENT,
+    BX_API_INVALID_CHANNEL,
+    BX_API_CHANNEL_DENIED,
+} bx_api_err_t;
+
+/* Publishes data (and ext, may be NULL) to every subscriber of channel, as
+ * a client's publish would. *reached, *seq: as bx_broadcast. */
+bx_api_err_t bx_engine_publish(bx_engine_t *e, const char *channel, json_object *data,
+                               json_object *ext, int64_t now, size_t *reached, uint64_t *seq);
+
+/* Queues a message for one session. id (may be NULL) and successful (-1:
+ * absent, 0, 1) become fields of the message: a remote call's answer. */
+bx_api_err_t bx_engine_deliver(bx_engine_t *e, const char *client_id, const char *channel,
+                               json_object *data, const char *id, int successful,
+                               json_object *ext, int64_t now);
+
+/* Ends a session (reason "kicked"); its held connect gets reconnect none. */
+bx_api_err_t bx_engine_kick(bx_engine_t *e, const char *client_id, int64_t now);
+
+typedef struct {
+    const char *client_id;
+    int ack;
+    int64_t created;
+    uint32_t subscriptions;
+    uint32_t queued;
+    int connected;           /* a connect is held */
+    const char *address;
+} bx_session_info_t;
+
+typedef void (*bx_session_fn)(void *ud, const bx_session_info_t *si);
+typedef void (*bx_name_fn)(void *ud, const char *name);
+
+/* Calls fn for each session, at most limit (0: all). Returns the count. */
+size_t bx_engine_sessions(bx_engine_t *e, size_t limit, bx_session_fn fn, void *ud);
+/* One session's figures and subscriptions. BX_API_UNKNOWN_CLIENT if none. */
+bx_api_err_t bx_engine_session(bx_engine_t *e, const char *client_id, bx_session_fn fn,
+                               bx_name_fn sub, void *ud);
+/* The sessions a publish to channel (a plain name) would reach. */
+bx_api_err_t bx_engine_subscribers(bx_engine_t *e, const char *channel, bx_name_fn fn,
+                                   void *ud, size_t *count);
 
 #endif

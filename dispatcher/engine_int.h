@@ -54,6 +54,7 @@ struct bx_session {
     uint8_t doomed;                     /* to be removed (queue overflow) */
     uint64_t batch;                     /* ack: the next batch number */
     int64_t created;                    /* wall clock, for the database */
+    char address[48];                   /* the client's address at handshake */
     uint64_t dropped;                   /* messages max_queue dropped */
     bx_tsync_t park_ts;                 /* timesync of the held connect */
     bx_queue_t queue;                   /* messages waiting for a reply */
@@ -101,6 +102,8 @@ struct bx_engine {
     bx_store_t *store;         /* NULL: nothing is persisted */
     bx_engine_send_fn send;
     void *ud;
+    bx_engine_event_fn event;  /* the event stream, or NULL */
+    void *event_ud;
     bx_map_t *sessions;        /* clientId -> bx_session_t (owned) */
     bx_map_t *channels;        /* name or pattern -> bx_chan_t (owned) */
     bx_map_t *parked;          /* origin bytes -> bx_session_t (borrowed) */
@@ -178,6 +181,12 @@ void bx_remove_session(bx_engine_t *e, bx_session_t *s, int64_t now, const char 
                        const char *reconnect);
 /* Ends the sessions a fan-out found over max_queue. */
 void bx_reap_doomed(bx_engine_t *e, int64_t now);
+
+/* engine.c: publishes msg (an object with channel, data, ext...) to every
+ * subscriber of channel, keeping it in the channel's history. Returns the
+ * sessions reached; *seq (may be NULL) gets its ext.seq or 0. */
+size_t bx_broadcast(bx_engine_t *e, const char *channel, json_object *msg, int64_t wall,
+                    int64_t now, uint64_t *seq);
 
 /* persist.c: queues m for s (the ack batch tag, the database row, the
  * max_queue policy). */

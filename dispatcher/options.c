@@ -2,6 +2,7 @@
 #include "options.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bayeux.h"
@@ -13,7 +14,7 @@ const char *const bx_dopts_foreign[] = {
 
 const bx_option_t *bx_dopts_init(bx_dopts_t *o)
 {
-    static bx_option_t table[24];
+    static bx_option_t table[32];
     bx_engine_cfg_t d;
     bx_engine_cfg_defaults(&d);
     memset(o, 0, sizeof *o);
@@ -31,6 +32,9 @@ const bx_option_t *bx_dopts_init(bx_dopts_t *o)
     o->history = (char *)"";
     o->database = (char *)BX_DEFAULT_DATABASE;
     o->synchronous = (char *)"normal";
+    o->app_endpoint = (char *)BX_DEFAULT_APP;
+    o->events_endpoint = (char *)BX_DEFAULT_EVENTS;
+    o->app_mode = (char *)"0660";
     o->max_body = BX_DEFAULT_MAX_BODY;
     o->max_messages = BX_DEFAULT_MAX_MESSAGES;
     o->max_depth = BX_DEFAULT_MAX_DEPTH;
@@ -68,6 +72,12 @@ const bx_option_t *bx_dopts_init(bx_dopts_t *o)
           "(:memory: keeps nothing)" },
         { "synchronous", BX_OPT_STR, &o->synchronous, 0, 0,
           "normal: survives a crash of bayeuxd; full: survives a power loss too" },
+        { "app-endpoint", BX_OPT_STR, &o->app_endpoint, 0, 0,
+          "ZeroMQ endpoint for backends' commands (docs/backend.md); \"\" for none" },
+        { "events-endpoint", BX_OPT_STR, &o->events_endpoint, 0, 0,
+          "ZeroMQ endpoint of the event stream for backends; \"\" for none" },
+        { "app-mode", BX_OPT_STR, &o->app_mode, 0, 0,
+          "file mode (octal) of the ipc:// app and events sockets" },
         { "max-body", BX_OPT_SIZE, &o->max_body, 64, 64 << 20,
           "largest request body (bytes, k/M suffixes)" },
         { "max-messages", BX_OPT_INT, &o->max_messages, 1, 1000000,
@@ -93,6 +103,13 @@ int bx_dopts_check(const bx_dopts_t *o, char *err, size_t errlen)
     if (strcmp(o->synchronous, "normal") != 0 && strcmp(o->synchronous, "full") != 0) {
         snprintf(err, errlen, "synchronous: expected normal or full, not \"%s\"",
                  o->synchronous);
+        return -1;
+    }
+    char *end;
+    long mode = strtol(o->app_mode, &end, 8);
+    if (!*o->app_mode || *end || mode < 0 || mode > 0777) {
+        snprintf(err, errlen, "app-mode: expected an octal file mode such as 0660, not \"%s\"",
+                 o->app_mode);
         return -1;
     }
     if (!*o->database) {

@@ -8,6 +8,8 @@
 #include "engine.h"
 
 #define BX_DEFAULT_DISPATCHER "ipc:///tmp/bayeux-fcgi/dispatcher.sock"
+#define BX_DEFAULT_APP "ipc:///tmp/bayeux-fcgi/app.sock"
+#define BX_DEFAULT_EVENTS "ipc:///tmp/bayeux-fcgi/events.sock"
 #ifndef BX_LOCALSTATEDIR
 #define BX_LOCALSTATEDIR "/var"
 #endif
@@ -24,6 +26,9 @@ typedef struct {
     char *history;                 /* "PATTERN COUNT [MAX-AGE], ..." */
     char *database;                /* SQLite file, or ":memory:" */
     char *synchronous;             /* "normal" or "full" */
+    char *app_endpoint;            /* backends' commands, "" for none */
+    char *events_endpoint;         /* the event stream, "" for none */
+    char *app_mode;                /* octal mode of their ipc:// files */
     int64_t max_body, max_messages, max_depth;
     char *log;                     /* "-" stderr, "syslog", or a file */
     char *log_level;

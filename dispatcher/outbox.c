@@ -197,6 +197,10 @@ void bx_remove_session(bx_engine_t *e, bx_session_t *s, int64_t now, const char 
                              const char *reconnect)
 {
     bx_debug(TAG, "session %s removed (%s)", s->id, why);
+    if (e->event) {
+        bx_event_t ev = { .kind = "session.removed", .client_id = s->id, .reason = why };
+        e->event(e->event_ud, &ev);
+    }
     bx_persist_session_del(e, s);
     bx_queue_clear(&s->queue);
     if (s->parked)
@@ -209,7 +213,7 @@ void bx_reap_doomed(bx_engine_t *e, int64_t now)
 {
     while (e->ndoomed > 0) {
         bx_session_t *s = e->doomed[--e->ndoomed];
-        bx_remove_session(e, s, now, "queue overflow", "handshake");
+        bx_remove_session(e, s, now, "overflow", "handshake");
         e->overflowed++;
     }
 }

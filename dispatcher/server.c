@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "app.h"
 #include "bayeux.h"
 #include "log.h"
 #include "map.h"
@@ -34,6 +35,7 @@ struct bx_server {
     int sigfd;
     bx_engine_t *engine;
     bx_store_t *store;
+    bx_app_t *app;
     bx_limits_t limits;
     bx_map_t *peer_index;      /* routing id -> peer number + 1 */
     s_peer_t *peers;           /* owned array */
@@ -123,7 +125,13 @@ static void s_request(bx_server_t *srv, const bx_wire_msg_t *m, int64_t now)
         s_send(srv, &o, bx_batch_http_status(err), NULL, why, strlen(why));
         return;
     }
-    bx_engine_request(srv->engine, &o, m->hdr.transport, browser, batch, now);
+    char addr[48];
+    size_t alen = m->part_len[1] < sizeof addr - 1 ? m->part_len[1] : sizeof addr - 1;
+    memcpy(addr, m->part[1], alen);
+    addr[alen] = '\0';
+    if (strlen(addr) != alen)
+        addr[0] = '\0';    /* a NUL inside: not an address */
+    bx_engine_request(srv->engine, &o, m->hdr.transport, browser, addr, batch, now);
     json_object_put(batch);
 }
 
@@ -147,32 +155,6 @@ static void s_handle(bx_server_t *srv, const bx_wire_msg_t *m, int64_t now)
         bx_warn(TAG, "unexpected message type %u from a responder", m->hdr.type);
         break;
     }
-}
-
-/* Creates the directory of an ipc:// endpoint so a fresh machine works. */
-static int s_ipc_dir(const char *endpoint)
-{
-    if (strncmp(endpoint, "ipc://", 6) != 0)
-        return 0;
-    char *path = bx_strdup(endpoint + 6);
-    char *slash = strrchr(path, '/');
-    if (slash && slash != path) {
-        *slash = '\0';
-        for (char *p = path + 1; *p; p++) {
-            if (*p == '/') {
-                *p = '\0';
-                mkdir(path, 0755);
-                *p = '/';
-            }
-        }
-        if (mkdir(path, 0755) != 0 && errno != EEXIST) {
-            bx_error(TAG, "cannot create %s: %s", path, strerror(errno));
-            free(path);
-            return -1;
-        }
-    }
-    free(path);
-    return 0;
 }
 
 bx_server_t *bx_server_new(const bx_dopts_t *o)
@@ -202,7 +184,7 @@ bx_server_t *bx_server_new(const bx_dopts_t *o)
     }
     signal(SIGPIPE, SIG_IGN);
 
-    if (s_ipc_dir(o->dispatcher) != 0)
+    if (bx_ipc_dir(o->dispatcher) != 0)
         goto error;
     srv->ctx = zmq_ctx_new();
     srv->router = zmq_socket(srv->ctx, ZMQ_ROUTER);
@@ -242,6 +224,17 @@ bx_server_t *bx_server_new(const bx_dopts_t *o)
     }
     bx_info(TAG, "database %s (synchronous %s) ready in %lld ms", o->database, o->synchronous,
             (long long)(bx_now_ms() - t0));
+
+    bx_app_cfg_t acfg = { o->app_endpoint, o->events_endpoint, (int)strtol(o->app_mode, NULL, 8),
+                          (size_t)o->max_body, srv->store };
+    srv->app = bx_app_new(srv->ctx, srv->engine, &acfg, err, sizeof err);
+    if (!srv->app) {
+        bx_error(TAG, "backends: %s", err);
+        goto error;
+    }
+    if (*o->app_endpoint || *o->events_endpoint)
+        bx_info(TAG, "backends: app endpoint %s, events %s", *o->app_endpoint ?
+                o->app_endpoint : "(off)", *o->events_endpoint ? o->events_endpoint : "(off)");
     bx_info(TAG, "listening on %s (timeout %lld ms, max-interval %lld ms)", o->dispatcher,
             (long long)cfg.timeout_ms, (long long)cfg.max_interval_ms);
     return srv;
@@ -271,13 +264,15 @@ int bx_server_run(bx_server_t *srv)
 {
     int64_t now = bx_now_ms();
     int64_t next = bx_engine_tick(srv->engine, now);
-    zmq_pollitem_t items[2] = {
+    zmq_pollitem_t items[3] = {
         { srv->router, 0, ZMQ_POLLIN, 0 },
         { NULL, srv->sigfd, ZMQ_POLLIN, 0 },
+        { bx_app_socket(srv->app), 0, ZMQ_POLLIN, 0 },
     };
+    int nitems = items[2].socket ? 3 : 2;
     for (;;) {
         long wait = next > now ? (long)(next - now) : 0;
-        if (zmq_poll(items, 2, wait) < 0) {
+        if (zmq_poll(items, nitems, wait) < 0) {
             if (errno == EINTR)
                 continue;
             bx_error(TAG, "zmq_poll: %s", zmq_strerror(errno));
@@ -301,6 +296,7 @@ int bx_server_run(bx_server_t *srv)
             s_handle(srv, &m, now);
             bx_wire_msg_close(&m);
         }
+        bx_app_handle(srv->app, now);
         now = bx_now_ms();
         next = bx_engine_tick(srv->engine, now);
         /* Group commit: one transaction for everything this iteration did,
@@ -311,11 +307,13 @@ int bx_server_run(bx_server_t *srv)
                      "what it does not hold");
             return -1;
         }
+        bx_app_flush(srv->app);
         s_watch_commit(srv, now);
     }
     bx_engine_release_all(srv->engine, bx_now_ms());
     if (bx_engine_flush(srv->engine, bx_now_ms()) != 0)
         return -1;
+    bx_app_flush(srv->app);
     bx_store_stats_t ss;
     bx_store_stats(srv->store, &ss);
     bx_info(TAG, "database: %llu commits of %llu writes, %llu failures, longest commit %lld ms",
@@ -329,6 +327,7 @@ void bx_server_destroy(bx_server_t **ps)
     if (!ps || !*ps)
         return;
     bx_server_t *srv = *ps;
+    bx_app_destroy(&srv->app);
     bx_engine_destroy(&srv->engine);
     bx_store_close(&srv->store);
     if (srv->router)

@@ -83,7 +83,8 @@ static const bx_option_t s_opts[] = {
 static const char *const s_foreign[] = {
     "timeout", "interval", "max-interval", "sweep-period", "browser-binding",
     "duplicate-connect-status", "max-queue", "queue-overflow", "ack", "history",
-    "timestamp", "database", "synchronous", "pidfile", NULL
+    "timestamp", "database", "synchronous", "app-endpoint", "events-endpoint", "app-mode",
+    "pidfile", NULL
 };
 
 static void s_usage(FILE *out)

@@ -358,7 +358,7 @@ static void s_request(json_object *batch, int transport, uint32_t peer, const ch
         s_expect(json_object_array_get_idx(batch, k), k);
 
     bx_origin_t o = { peer, id };
-    bx_engine_request(g.e, &o, transport, browser, batch, g.now);
+    bx_engine_request(g.e, &o, transport, browser, "127.0.0.1", batch, g.now);
     bx_engine_flush(g.e, g.now);
 
     if (!g.cur_answered) {

@@ -34,7 +34,8 @@
 #   BX_KEEP=1                 keep the temp dir
 # Exported to the tests: BX_URL BX_SERVER BX_TIMEOUT_MS BX_MAX_INTERVAL_MS
 #   BX_TMP BX_PORT BX_ORIGIN BX_DOCROOT BX_DISPATCHER BX_DISPATCHER_LOG
-#   BX_BAYEUXD BX_DISPATCHER_PIDFILE BX_DATABASE BX_HISTORY BX_CTL.
+#   BX_BAYEUXD BX_DISPATCHER_PIDFILE BX_DATABASE BX_HISTORY BX_CTL, and
+#   BX_APP BX_EVENTS (bayeuxd's app endpoint and event stream, docs/backend.md).
 #
 # BX_CTL is a script the tests use to kill and restart each piece (see
 # bx_ctl below): "$BX_CTL kill-dispatcher KILL", "$BX_CTL start-dispatcher
@@ -565,6 +566,8 @@ bx_harness() {
     BX_DISPATCHER_LOG=$BX_TMP/bayeuxd.log
     BX_DISPATCHER_PIDFILE=$BX_TMP/bayeuxd.pid
     BX_DATABASE=${BX_DATABASE:-$BX_TMP/bayeuxd.db}
+    BX_APP=ipc://$BX_TMP/app.sock
+    BX_EVENTS=ipc://$BX_TMP/events.sock
     BX_HISTORY=${BX_HISTORY-/chat/** 1000, /hist/** 1000, /trim/** 5}
     local dargs=() rargs=() wrap=()
     read -r -a dargs <<<"${BX_DISPATCHER_ARGS:-}"
@@ -575,7 +578,7 @@ bx_harness() {
     bx_dcmd=("${wrap[@]}" "$bayeuxd" --dispatcher "$BX_DISPATCHER"
         --timeout "$BX_TIMEOUT_MS" --max-interval "$BX_MAX_INTERVAL_MS"
         --log "$BX_DISPATCHER_LOG" --pidfile "$BX_DISPATCHER_PIDFILE"
-        --database "$BX_DATABASE")
+        --database "$BX_DATABASE" --app-endpoint "$BX_APP" --events-endpoint "$BX_EVENTS")
     [ -z "$BX_HISTORY" ] || bx_dcmd+=(--history "$BX_HISTORY")
     bx_dcmd+=("${dargs[@]}")
     bx_start bayeuxd "${bx_dcmd[@]}"
@@ -607,7 +610,7 @@ bx_harness() {
     BX_BAYEUXD=$bayeuxd
     export BX_URL BX_ORIGIN BX_PORT BX_SERVER BX_TIMEOUT_MS BX_MAX_INTERVAL_MS BX_TMP \
         BX_DOCROOT BX_DISPATCHER BX_DISPATCHER_LOG BX_DISPATCHER_PIDFILE BX_BAYEUXD \
-        BX_DATABASE BX_HISTORY BX_CTL
+        BX_DATABASE BX_HISTORY BX_CTL BX_APP BX_EVENTS
     echo "# $server on $BX_URL, state in $BX_TMP"
 
     # Bounded: a hung test must not hold CI forever. In the background so

@@ -50,7 +50,7 @@ uint64_t req(int transport, const char *browser, const char *json)
         fprintf(stderr, "bad test json: %s\n", json);
         exit(2);
     }
-    bx_engine_request(g_e, &o, transport, browser, b, g_now);
+    bx_engine_request(g_e, &o, transport, browser, "127.0.0.1", b, g_now);
     bx_engine_flush(g_e, g_now);
     json_object_put(b);
     return o.reqid;

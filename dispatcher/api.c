@@ -1,0 +1,177 @@
+/* api.c - what backends may ask of the engine (docs/backend.md): publish to
+ * a channel, deliver to one client, end a session, and questions about
+ * sessions and subscribers. The app endpoint (app.c) turns requests into
+ * these calls; replies and deliveries leave at the next flush, after the
+ * group commit, like everything else.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "channel.h"
+#include "engine_int.h"
+#include "log.h"
+#include "util.h"
+
+#define TAG "api"
+
+static const int JSON_OUT = JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE;
+
+void bx_engine_on_event(bx_engine_t *e, bx_engine_event_fn fn, void *ud)
+{
+    e->event = fn;
+    e->event_ud = ud;
+}
+
+/* A channel a backend may name: a plain name outside /meta. */
+static bx_api_err_t s_check_channel(const char *channel)
+{
+    if (!channel || bx_channel_parse(channel, strlen(channel)) != BX_CHAN_NAME)
+        return BX_API_INVALID_CHANNEL;
+    if (bx_channel_is_meta(channel) || strcmp(channel, "/meta") == 0)
+        return BX_API_CHANNEL_DENIED;
+    return BX_API_OK;
+}
+
+bx_api_err_t bx_engine_publish(bx_engine_t *e, const char *channel, json_object *data,
+                               json_object *ext, int64_t now, size_t *reached, uint64_t *seq)
+{
+    bx_api_err_t err = s_check_channel(channel);
+    if (err)
+        return err;
+    /* Service messages go to one client: deliver. */
+    if (bx_channel_is_service(channel))
+        return BX_API_CHANNEL_DENIED;
+    json_object *msg = json_object_new_object();
+    json_object_object_add(msg, "channel", json_object_new_string(channel));
+    json_object_object_add(msg, "data", json_object_get(data));
+    if (ext)
+        json_object_object_add(msg, "ext", json_object_get(ext));
+    size_t n = bx_broadcast(e, channel, msg, e->cfg.wall_ms(), now, seq);
+    json_object_put(msg);
+    if (reached)
+        *reached = n;
+    return BX_API_OK;
+}
+
+bx_api_err_t bx_engine_deliver(bx_engine_t *e, const char *client_id, const char *channel,
+                               json_object *data, const char *id, int successful,
+                               json_object *ext, int64_t now)
+{
+    (void)now;
+    bx_api_err_t err = s_check_channel(channel);
+    if (err)
+        return err;
+    bx_session_t *s = client_id ? bx_state_session_get(e, client_id) : NULL;
+    if (!s || s->doomed)
+        return BX_API_UNKNOWN_CLIENT;
+    bx_buf_t b;
+    bx_buf_init(&b);
+    bx_buf_puts(&b, "{\"channel\":");
+    bx_buf_put_json_string(&b, channel, strlen(channel));
+    bx_buf_printf(&b, ",\"data\":%s", data ? json_object_to_json_string_ext(data, JSON_OUT)
+                                           : "null");
+    if (id) {
+        bx_buf_puts(&b, ",\"id\":");
+        bx_buf_put_json_string(&b, id, strlen(id));
+    }
+    if (successful >= 0)
+        bx_buf_printf(&b, ",\"successful\":%s", successful ? "true" : "false");
+    if (ext)
+        bx_buf_printf(&b, ",\"ext\":%s", json_object_to_json_string_ext(ext, JSON_OUT));
+    bx_buf_putc(&b, '}');
+    bx_msg_t *m = bx_msg_new(b.data, b.len);
+    bx_buf_free(&b);
+    m->id = e->next_msgid++;
+    m->time = e->cfg.wall_ms();
+    bx_persist_enqueue(e, s, m);
+    bx_msg_unref(&m);
+    bx_state_wake(e, s);
+    bx_reap_doomed(e, now);
+    return BX_API_OK;
+}
+
+bx_api_err_t bx_engine_kick(bx_engine_t *e, const char *client_id, int64_t now)
+{
+    bx_session_t *s = client_id ? bx_state_session_get(e, client_id) : NULL;
+    if (!s || s->doomed)
+        return BX_API_UNKNOWN_CLIENT;
+    bx_remove_session(e, s, now, "kicked", "none");
+    return BX_API_OK;
+}
+
+static void s_info(const bx_session_t *s, bx_session_info_t *si)
+{
+    si->client_id = s->id;
+    si->ack = s->ack;
+    si->created = s->created;
+    si->subscriptions = s->nsubs;
+    si->queued = s->queue.count;
+    si->connected = s->parked;
+    si->address = s->address;
+}
+
+size_t bx_engine_sessions(bx_engine_t *e, size_t limit, bx_session_fn fn, void *ud)
+{
+    size_t pos = 0, n = 0;
+    bx_session_t *s;
+    while ((s = bx_map_next(e->sessions, &pos, NULL, NULL)) != NULL) {
+        if (limit == 0 || n < limit) {
+            bx_session_info_t si;
+            s_info(s, &si);
+            fn(ud, &si);
+        }
+        n++;
+    }
+    return n;
+}
+
+bx_api_err_t bx_engine_session(bx_engine_t *e, const char *client_id, bx_session_fn fn,
+                               bx_name_fn sub, void *ud)
+{
+    bx_session_t *s = client_id ? bx_state_session_get(e, client_id) : NULL;
+    if (!s)
+        return BX_API_UNKNOWN_CLIENT;
+    bx_session_info_t si;
+    s_info(s, &si);
+    fn(ud, &si);
+    for (uint32_t i = 0; i < s->nsubs && sub; i++)
+        sub(ud, s->subs[i].ch->name);
+    return BX_API_OK;
+}
+
+typedef struct {
+    bx_engine_t *e;
+    bx_name_fn fn;
+    void *ud;
+    size_t count;
+} s_subs_t;
+
+static int s_subs_pattern(const char *pattern, size_t len, void *ud)
+{
+    s_subs_t *x = ud;
+    bx_chan_t *ch = bx_map_get(x->e->channels, pattern, len);
+    for (uint32_t i = 0; ch && i < ch->nsubs; i++) {
+        bx_session_t *s = ch->subs[i];
+        /* Once per session, as a fan-out would reach it. */
+        if (s->mark == x->e->fanout_seq)
+            continue;
+        s->mark = x->e->fanout_seq;
+        x->fn(x->ud, s->id);
+        x->count++;
+    }
+    return 0;
+}
+
+bx_api_err_t bx_engine_subscribers(bx_engine_t *e, const char *channel, bx_name_fn fn,
+                                   void *ud, size_t *count)
+{
+    if (!channel || bx_channel_parse(channel, strlen(channel)) != BX_CHAN_NAME)
+        return BX_API_INVALID_CHANNEL;
+    s_subs_t x = { e, fn, ud, 0 };
+    e->fanout_seq++;
+    bx_channel_expand(channel, s_subs_pattern, &x);
+    if (count)
+        *count = x.count;
+    return BX_API_OK;
+}

@@ -1,0 +1,217 @@
+/* test_api.c - what backends get from the engine (docs/backend.md): the
+ * events, publish, deliver (a remote call's answer), kick, and the
+ * questions about sessions and subscribers. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "enginekit.h"
+#include "log.h"
+#include "tap.h"
+
+/* ---- recording events ---- */
+
+typedef struct {
+    char kind[32], client[64], channel[64], reason[32], address[64], id[32], data[128];
+    int ack;
+} ev_t;
+
+static ev_t g_ev[64];
+static int g_nev;
+
+static void on_event(void *ud, const bx_event_t *ev)
+{
+    (void)ud;
+    ev_t *x = &g_ev[g_nev++ % 64];
+    memset(x, 0, sizeof *x);
+    snprintf(x->kind, sizeof x->kind, "%s", ev->kind);
+    snprintf(x->client, sizeof x->client, "%s", ev->client_id ? ev->client_id : "");
+    snprintf(x->channel, sizeof x->channel, "%s", ev->channel ? ev->channel : "");
+    snprintf(x->reason, sizeof x->reason, "%s", ev->reason ? ev->reason : "");
+    snprintf(x->address, sizeof x->address, "%s", ev->address ? ev->address : "");
+    snprintf(x->id, sizeof x->id, "%s", ev->id ? ev->id : "");
+    snprintf(x->data, sizeof x->data, "%s",
+             ev->data ? json_object_to_json_string_ext(ev->data, JSON_C_TO_STRING_PLAIN) : "");
+    x->ack = ev->ack;
+}
+
+static ev_t *last_ev(void)
+{
+    return g_nev ? &g_ev[(g_nev - 1) % 64] : NULL;
+}
+
+static void setup(bx_engine_cfg_t *cfg)
+{
+    fresh(cfg);
+    bx_engine_on_event(g_e, on_event, NULL);
+    g_nev = 0;
+}
+
+static const char *data_at(const char *ch, int i)
+{
+    json_object *m = elem(ch, i);
+    return m ? json_object_to_json_string_ext(field(m, "data"), JSON_C_TO_STRING_PLAIN) : NULL;
+}
+
+/* ---- the cases ---- */
+
+static void t_events(void)
+{
+    bx_engine_cfg_t cfg;
+    bx_engine_cfg_defaults(&cfg);
+    setup(&cfg);
+    char a[64], buf[512];
+    handshake("ba", a);
+    is_str(last_ev()->kind, "session.created", "handshake: session.created");
+    is_str(last_ev()->client, a, "with its clientId");
+    is_str(last_ev()->address, "127.0.0.1", "and the client's address");
+    mconnect("ba", a, NULL);
+    subscribe("ba", a, "[\"/chat/**\",\"/service/x\"]");
+    is_str(last_ev()->kind, "subscribe", "subscribe event");
+    is_str(last_ev()->channel, "/chat/**", "for the channel (a service name is no subscription)");
+    int n = g_nev;
+    subscribe("ba", a, "\"/chat/**\"");
+    is_int(g_nev, n, "subscribing again changes nothing: no event");
+
+    snprintf(buf, sizeof buf, "[{\"id\":\"41\",\"channel\":\"/service/echo\",\"clientId\":\"%s\","
+             "\"data\":{\"q\":1},\"ext\":{\"e\":2}}]", a);
+    req(LP, "ba", buf);
+    ok(is_true(elem("/service/echo", 0), "successful"), "a service publish succeeds");
+    is_str(last_ev()->kind, "service", "and is an event");
+    is_str(last_ev()->id, "41", "with the message id");
+    is_str(last_ev()->data, "{\"q\":1}", "and its data");
+    is_str(last_ev()->client, a, "and who sent it");
+
+    snprintf(buf, sizeof buf, "[{\"id\":\"9\",\"channel\":\"/meta/unsubscribe\",\"clientId\":\"%s\","
+             "\"subscription\":\"/chat/**\"}]", a);
+    req(LP, "ba", buf);
+    is_str(last_ev()->kind, "unsubscribe", "unsubscribe event");
+
+    snprintf(buf, sizeof buf, "[{\"id\":\"9\",\"channel\":\"/meta/disconnect\",\"clientId\":\"%s\"}]",
+             a);
+    req(LP, "ba", buf);
+    is_str(last_ev()->kind, "session.removed", "disconnect: session.removed");
+    is_str(last_ev()->reason, "disconnect", "reason disconnect");
+
+    handshake("bb", a);
+    g_now += cfg.interval_ms + cfg.max_interval_ms + 1000;
+    tick();
+    is_str(last_ev()->reason, "expired", "expiry: reason expired");
+}
+
+static void t_publish_and_deliver(void)
+{
+    bx_engine_cfg_t cfg;
+    bx_engine_cfg_defaults(&cfg);
+    cfg.history = "/news/** 10";
+    setup(&cfg);
+    char a[64], b[64];
+    handshake("ba", a);
+    mconnect("ba", a, NULL);
+    subscribe("ba", a, "[\"/news/*\",\"/news/**\"]");
+    handshake("bb", b);
+    mconnect("bb", b, NULL);
+    subscribe("bb", b, "\"/news/eu\"");
+
+    size_t reached = 0;
+    uint64_t seq = 0;
+    json_object *d = json_tokener_parse("{\"h\":\"x\"}");
+    is_int(bx_engine_publish(g_e, "/news/eu", d, NULL, g_now, &reached, &seq), BX_API_OK,
+           "publish to a channel");
+    is_int((long long)reached, 2, "reaches both sessions, a once despite two patterns");
+    is_int((long long)seq, 1, "numbered in the history");
+    is_int(bx_engine_publish(g_e, "/news/*", d, NULL, g_now, NULL, NULL), BX_API_INVALID_CHANNEL,
+           "a pattern is no channel to publish to");
+    is_int(bx_engine_publish(g_e, "/meta/x", d, NULL, g_now, NULL, NULL), BX_API_CHANNEL_DENIED,
+           "/meta refused");
+    is_int(bx_engine_publish(g_e, "/service/x", d, NULL, g_now, NULL, NULL),
+           BX_API_CHANNEL_DENIED, "/service refused: deliver is for one client");
+    bx_engine_flush(g_e, g_now);
+    mconnect("ba", a, NULL);
+    is_str(data_at("/news/eu", 0), "{\"h\":\"x\"}", "the subscriber gets it");
+
+    /* A remote call's answer: id and successful in the delivery. */
+    is_int(bx_engine_deliver(g_e, b, "/service/echo", d, "41", 1, NULL, g_now), BX_API_OK,
+           "deliver to one client");
+    is_int(bx_engine_deliver(g_e, "nobody", "/service/echo", d, NULL, -1, NULL, g_now),
+           BX_API_UNKNOWN_CLIENT, "deliver to an unknown client");
+    bx_engine_flush(g_e, g_now);
+    reset_sent();
+    mconnect("bb", b, NULL);
+    json_object *m = elem("/service/echo", 0);
+    is_str(sfield(m, "id"), "41", "the delivery carries the request's id");
+    ok(is_true(m, "successful"), "and successful");
+    mconnect("ba", a, ",\"advice\":{\"timeout\":0}");
+    ok(elem("/service/echo", 0) == NULL, "nobody else gets it");
+}
+
+static void name_count(void *ud, const char *name)
+{
+    (void)name;
+    (*(int *)ud)++;
+}
+
+static void info_copy(void *ud, const bx_session_info_t *si)
+{
+    *(bx_session_info_t *)ud = *si;
+}
+
+static void t_queries_and_kick(void)
+{
+    bx_engine_cfg_t cfg;
+    bx_engine_cfg_defaults(&cfg);
+    setup(&cfg);
+    char a[64], b[64];
+    handshake("ba", a);
+    mconnect("ba", a, NULL);
+    subscribe("ba", a, "[\"/x/**\",\"/x/y\"]");
+    handshake("bb", b);
+    mconnect("bb", b, NULL);
+    subscribe("bb", b, "\"/x/*\"");
+
+    int n = 0;
+    size_t count = 0;
+    is_int(bx_engine_subscribers(g_e, "/x/y", name_count, &n, &count), BX_API_OK,
+           "subscribers of /x/y");
+    is_int(n, 2, "both sessions, each once");
+    is_int((long long)count, 2, "count 2");
+    n = 0;
+    bx_engine_subscribers(g_e, "/x/y/z", name_count, &n, &count);
+    is_int(n, 1, "/x/y/z: only the /x/** subscriber");
+    is_int(bx_engine_subscribers(g_e, "/x/*", name_count, &n, &count), BX_API_INVALID_CHANNEL,
+           "subscribers of a pattern: refused");
+
+    bx_session_info_t one;
+    is_int((long long)bx_engine_sessions(g_e, 1, info_copy, &one), 2,
+           "sessions: the count is all, whatever the limit");
+    bx_session_info_t si;
+    memset(&si, 0, sizeof si);
+    is_int(bx_engine_session(g_e, a, info_copy, name_count, &si), BX_API_OK, "session a");
+    is_int(si.subscriptions, 2, "two subscriptions");
+    is_int(bx_engine_session(g_e, "zzz", info_copy, NULL, &si), BX_API_UNKNOWN_CLIENT,
+           "unknown session");
+
+    /* Kick: the held connect ends with reconnect none. */
+    uint64_t held = mconnect("bb", b, NULL);
+    reset_sent();
+    is_int(bx_engine_kick(g_e, b, g_now), BX_API_OK, "kick b");
+    is_str(last_ev()->reason, "kicked", "session.removed, reason kicked");
+    bx_engine_flush(g_e, g_now);
+    ok(last() && last()->to.reqid == held, "its held connect is answered");
+    json_object *adv = field(elem("/meta/connect", 0), "advice");
+    is_str(sfield(adv, "reconnect"), "none", "with reconnect none");
+    is_int(bx_engine_kick(g_e, b, g_now), BX_API_UNKNOWN_CLIENT, "kicking it again: unknown");
+}
+
+int main(void)
+{
+    bx_log_level = BX_LOG_WARN;
+    t_events();
+    t_publish_and_deliver();
+    t_queries_and_kick();
+    reset_sent();
+    bx_engine_destroy(&g_e);
+    done_testing();
+    return exit_status();
+}
