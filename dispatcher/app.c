@@ -31,7 +31,6 @@ struct bx_app {
     bx_engine_t *engine;
     void *router;             /* NULL: no app endpoint */
     void *pub;                /* NULL: no event stream */
-    bx_store_t *store;
     size_t max_request;
     s_pending_t *out;         /* replies and events, in order */
     uint32_t nout, capout;
@@ -320,27 +319,16 @@ static void s_op(bx_app_t *a, json_object *req, const char *op, bx_buf_t *b, int
         if (!err)
             return;
     } else if (strcmp(op, "stats") == 0) {
-        bx_engine_stats_t st;
-        bx_engine_stats(e, &st);
-        bx_buf_printf(b, ",\"ok\":true,\"sessions\":%zu,\"channels\":%zu,\"parked\":%zu,"
-                      "\"published\":%llu,\"delivered\":%llu,\"dropped\":%llu,"
-                      "\"overflowed\":%llu,\"expired\":%llu,\"acked\":%llu,\"replayed\":%llu,"
-                      "\"histories\":%zu,\"app_requests\":%llu,\"app_refused\":%llu",
-                      st.sessions, st.channels, st.parked, (unsigned long long)st.published,
-                      (unsigned long long)st.delivered, (unsigned long long)st.dropped,
-                      (unsigned long long)st.overflowed, (unsigned long long)st.expired,
-                      (unsigned long long)st.acked, (unsigned long long)st.replayed,
-                      st.histories, (unsigned long long)a->requests,
-                      (unsigned long long)a->refused);
-        if (a->store) {
-            bx_store_stats_t ss;
-            bx_store_stats(a->store, &ss);
-            bx_buf_printf(b, ",\"store\":{\"commits\":%llu,\"writes\":%llu,\"failures\":%llu,"
-                          "\"commit_us_last\":%lld,\"commit_us_max\":%lld}",
-                          (unsigned long long)ss.commits, (unsigned long long)ss.writes,
-                          (unsigned long long)ss.failures, (long long)ss.commit_us_last,
-                          (long long)ss.commit_us_max);
-        }
+        bx_buf_t st;
+        bx_buf_init(&st);
+        bx_engine_stats_json(e, &st);
+        /* Its members, after "ok", then the endpoint's own. */
+        bx_buf_puts(b, ",\"ok\":true,");
+        bx_buf_append(b, st.data + 1, st.len - 2);
+        bx_buf_printf(b, ",\"app_requests\":%llu,\"app_refused\":%llu,"
+                      "\"events_dropped\":%llu", (unsigned long long)a->requests,
+                      (unsigned long long)a->refused, (unsigned long long)a->dropped_events);
+        bx_buf_free(&st);
         return;
     } else {
         s_fail(b, "unknown_op", "op must be publish, deliver, disconnect, sessions, session, "
@@ -481,7 +469,6 @@ bx_app_t *bx_app_new(void *zctx, bx_engine_t *e, const bx_app_cfg_t *cfg, char *
     int one = 1, zero = 0, hwm = EVENTS_HWM;
     a->engine = e;
     a->max_request = cfg->max_request;
-    a->store = cfg->store;
     if (cfg->app_endpoint && *cfg->app_endpoint) {
         a->router = zmq_socket(zctx, ZMQ_ROUTER);
         if (!a->router ||

@@ -18,7 +18,6 @@ typedef struct {
     const char *events_endpoint;   /* "" or NULL: no event stream */
     int mode;                      /* file mode of ipc:// sockets */
     size_t max_request;            /* largest request accepted, bytes */
-    bx_store_t *store;             /* for the stats, may be NULL */
 } bx_app_cfg_t;
 
 /* Binds the sockets in zctx and hooks the engine's events. NULL with a

@@ -11,12 +11,26 @@
 #include "channel.h"
 #include "engine_int.h"
 #include "log.h"
+#include "token.h"
 #include "util.h"
 #include "wire.h"
 
 #define TAG "engine"
 
 static const int JSON_OUT = JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE;
+
+const char *const bx_refusal_names[BX_REFUSAL_COUNT] = {
+    "message_too_large", "too_many_sessions", "publish_rate_exceeded", "handshake_denied",
+    "subscribe_denied", "publish_denied", "create_denied",
+};
+
+/* The Bayeux errors of the refusals (CometD's security policy strings). */
+static const char *const s_refusal_errors[BX_REFUSAL_COUNT] = {
+    "413::message_too_large", "403::too_many_sessions", "429::publish_rate_exceeded",
+    "403::handshake_denied", "403:denied_by_security_policy:subscribe_denied",
+    "403:denied_by_security_policy:publish_denied",
+    "403:denied_by_security_policy:create_denied",
+};
 
 void bx_engine_cfg_defaults(bx_engine_cfg_t *cfg)
 {
@@ -32,6 +46,16 @@ void bx_engine_cfg_defaults(bx_engine_cfg_t *cfg)
     cfg->timestamp = 0;
     cfg->history = NULL;
     cfg->wall_ms = bx_wall_ms;
+    cfg->max_message_size = 0;
+    cfg->max_sessions_per_address = 1000;
+    cfg->publish_rate = 0;
+    cfg->stats_channel = NULL;
+    cfg->stats_interval_ms = 10000;
+    cfg->auth = BX_AUTH_OFF;
+    cfg->auth_secret = NULL;
+    cfg->auth_secret_len = 0;
+    cfg->rules = NULL;
+    cfg->rules_closed = 0;
 }
 
 bx_engine_t *bx_engine_new(const bx_engine_cfg_t *cfg, bx_engine_send_fn send, void *ud)
@@ -46,8 +70,14 @@ bx_engine_t *bx_engine_new(const bx_engine_cfg_t *cfg, bx_engine_send_fn send, v
     e->channels = bx_map_new();
     e->parked = bx_map_new();
     e->next_sweep = INT64_MIN;
+    e->next_stats = INT64_MIN;
     e->next_msgid = 1;
-    if (bx_history_init(e) != 0) {
+    e->addresses = bx_map_new();
+    char err[256];
+    e->rules = bx_rules_new(cfg->rules, cfg->rules_closed, err, sizeof err);
+    if (!e->rules)
+        bx_error(TAG, "%s", err);
+    if (!e->rules || bx_history_init(e) != 0) {
         bx_engine_destroy(&e);
         return NULL;
     }
@@ -77,6 +107,8 @@ void bx_engine_destroy(bx_engine_t **pe)
     bx_map_destroy(&e->sessions);
     bx_map_destroy(&e->channels);
     bx_map_destroy(&e->parked);
+    bx_map_destroy(&e->addresses);
+    bx_rules_free(&e->rules);
     if (e->hist)
         bx_history_free(e);
     for (uint32_t i = 0; i < e->nout; i++)
@@ -163,6 +195,32 @@ static void s_reply_unknown(s_req_t *r, const char *id, const char *channel, int
     s_reply_close(r, t);
 }
 
+/* A refusal: counted, told to the event stream, answered with its error.
+ * advice: the reconnect advice to add, or NULL. */
+static void s_refuse(s_req_t *r, int why, const bx_session_t *s, const char *id,
+                     const char *channel, json_object *subscription, const bx_tsync_t *t,
+                     const char *advice)
+{
+    bx_engine_t *e = r->e;
+    e->refused[why]++;
+    if (e->event) {
+        bx_event_t ev = { .kind = "refused", .client_id = s ? s->id : NULL,
+                          .channel = channel, .reason = s_refusal_errors[why],
+                          .address = r->addr };
+        e->event(e->event_ud, &ev);
+    }
+    bx_buf_t *b = &r->replies;
+    s_reply_open(r, id, channel);
+    bx_buf_puts(b, ",\"successful\":false,\"error\":");
+    bx_buf_put_json_string(b, s_refusal_errors[why], strlen(s_refusal_errors[why]));
+    if (subscription)
+        bx_buf_printf(b, ",\"subscription\":%s",
+                      json_object_to_json_string_ext(subscription, JSON_OUT));
+    if (advice)
+        bx_advice(b, &e->cfg, advice);
+    s_reply_close(r, t);
+}
+
 /* ---- message handlers ---- */
 
 static bx_session_t *s_lookup(s_req_t *r, json_object *msg)
@@ -211,6 +269,32 @@ static void s_handshake(s_req_t *r, json_object *msg, const char *id, const bx_t
         }
         browser = r->set_browser;
     }
+    /* Authentication (docs/security.md): a token in ext.token, signed with
+     * the configured secret. One that is there but wrong is always refused. */
+    json_object *ext = s_ext_of(msg), *tok = NULL;
+    char subject[BX_TOKEN_SUBJECT_MAX + 1] = "";
+    if (e->cfg.auth != BX_AUTH_OFF) {
+        int has = ext && json_object_object_get_ex(ext, "token", &tok);
+        int64_t exp;
+        int rc = !has ? BX_TOKEN_MALFORMED
+                 : !json_object_is_type(tok, json_type_string) ? BX_TOKEN_MALFORMED
+                 : bx_token_verify(e->cfg.auth_secret, e->cfg.auth_secret_len,
+                                   json_object_get_string(tok), r->wall / 1000, subject,
+                                   sizeof subject, &exp);
+        if (rc != BX_TOKEN_OK && (has || e->cfg.auth == BX_AUTH_REQUIRED)) {
+            bx_info(TAG, "handshake from %s refused: %s", *r->addr ? r->addr : "?",
+                    has ? bx_token_strerror(rc) : "no token");
+            s_refuse(r, BX_REFUSED_HANDSHAKE, NULL, id, "/meta/handshake", NULL, t, "none");
+            return;
+        }
+        if (rc != BX_TOKEN_OK)
+            subject[0] = '\0';
+    }
+    if (e->cfg.max_sessions_per_address > 0 && *r->addr &&
+        bx_state_address_count(e, r->addr) >= (size_t)e->cfg.max_sessions_per_address) {
+        s_refuse(r, BX_REFUSED_SESSIONS, NULL, id, "/meta/handshake", NULL, t, "handshake");
+        return;
+    }
     bx_session_t *s = bx_state_session_new(e, browser, NULL);
     if (!s) {
         s_reply_error(r, id, "/meta/handshake", "500::random_failed", NULL, t);
@@ -219,14 +303,17 @@ static void s_handshake(s_req_t *r, json_object *msg, const char *id, const bx_t
     /* Ack extension: on when the client asks with ext.ack === true. The
      * queue it needs is the session's own, there before anything can be
      * queued for it (CometD #521). */
-    json_object *ext = s_ext_of(msg), *ack;
+    json_object *ack;
     s->ack = e->cfg.ack && ext && json_object_object_get_ex(ext, "ack", &ack) &&
              json_object_is_type(ack, json_type_boolean) && json_object_get_boolean(ack);
     s->batch = 1;
     s->created = r->wall;
-    snprintf(s->address, sizeof s->address, "%s", r->addr);
+    bx_state_address(e, s, r->addr);
+    if (subject[0])
+        s->subject = bx_strdup(subject);
     s->expires = r->now + e->cfg.interval_ms + e->cfg.max_interval_ms;
     bx_persist_session_new(e, s);
+    bx_persist_session_subject(e, s);
     bx_buf_t *b = &r->replies;
     s_reply_open(r, id, "/meta/handshake");
     /* Only the transports really served: listing websocket would make the
@@ -413,6 +500,19 @@ static void s_subscription(s_req_t *r, json_object *msg, const char *id, const c
             continue;
         const char *name = json_object_get_string(v);
         size_t len = strlen(name);
+        /* Channel rules (docs/security.md); creating is subscribing to what
+         * nobody subscribes to yet. */
+        int why = -1;
+        if (subscribe && !bx_rules_allow(r->e->rules, BX_OP_SUBSCRIBE, name, s->subject))
+            why = BX_REFUSED_SUBSCRIBE;
+        else if (subscribe && !bx_map_get(r->e->channels, name, len) &&
+                 !bx_rules_allow(r->e->rules, BX_OP_CREATE, name, s->subject))
+            why = BX_REFUSED_CREATE;
+        if (why >= 0) {
+            s_refuse(r, why, s, id, channel, sub, t, NULL);
+            free(names);
+            return;
+        }
         int changed = subscribe ? bx_state_subscribe(r->e, s, name, len) == 0
                                 : bx_state_unsubscribe(r->e, s, name, len) == 0;
         if (subscribe)
@@ -443,6 +543,43 @@ static void s_subscription(s_req_t *r, json_object *msg, const char *id, const c
     bx_buf_free(&replay);
 }
 
+/* The limits and rules of a publish (docs/security.md); 1 if refused. */
+static int s_publish_refused(s_req_t *r, bx_session_t *s, json_object *msg, const char *id,
+                             const char *channel)
+{
+    bx_engine_t *e = r->e;
+    int why = -1;
+    if (e->cfg.max_message_size > 0 &&
+        strlen(json_object_to_json_string_ext(msg, JSON_OUT)) >
+            (size_t)e->cfg.max_message_size) {
+        why = BX_REFUSED_MESSAGE_SIZE;
+    } else if (!bx_rules_allow(e->rules, BX_OP_PUBLISH, channel, s->subject)) {
+        why = BX_REFUSED_PUBLISH;
+    } else if (!bx_map_get(e->channels, channel, strlen(channel)) &&
+               !bx_map_get(e->hist, channel, strlen(channel)) &&
+               !bx_rules_allow(e->rules, BX_OP_CREATE, channel, s->subject)) {
+        why = BX_REFUSED_CREATE;
+    } else if (e->cfg.publish_rate > 0) {
+        /* A bucket of one second's worth, refilled as time passes. */
+        double rate = (double)e->cfg.publish_rate;
+        if (s->tokens_at == 0)
+            s->tokens = rate;
+        else
+            s->tokens += (double)(r->now - s->tokens_at) * rate / 1000.0;
+        if (s->tokens > rate)
+            s->tokens = rate;
+        s->tokens_at = r->now;
+        if (s->tokens < 1.0)
+            why = BX_REFUSED_RATE;
+        else
+            s->tokens -= 1.0;
+    }
+    if (why < 0)
+        return 0;
+    s_refuse(r, why, s, id, channel, NULL, NULL, NULL);
+    return 1;
+}
+
 static void s_publish(s_req_t *r, json_object *msg, const char *id, const char *channel,
                       size_t clen)
 {
@@ -467,6 +604,8 @@ static void s_publish(s_req_t *r, json_object *msg, const char *id, const char *
         return;
     }
     s_touch(r, s);
+    if (s_publish_refused(r, s, msg, id, channel))
+        return;
     if (!bx_channel_is_service(channel)) {
         bx_broadcast(e, channel, msg, r->wall, r->now, NULL);
     } else if (e->event) {
@@ -541,8 +680,7 @@ static void s_message(s_req_t *r, json_object *msg)
         s_publish(r, msg, id, channel, clen);
 }
 
-/* Answers held connects of sessions that got messages. */
-static void s_wake(bx_engine_t *e, int64_t now)
+void bx_wake(bx_engine_t *e, int64_t now)
 {
     while (e->nwake > 0) {
         bx_session_t *s = e->wake[--e->nwake];
@@ -586,7 +724,7 @@ void bx_engine_request(bx_engine_t *e, const bx_origin_t *from, int transport,
     }
     /* else: the batch was one connect, now held; it is answered later. */
     bx_buf_free(&r.replies);
-    s_wake(e, now);
+    bx_wake(e, now);
 }
 
 void bx_engine_cancel(bx_engine_t *e, const bx_origin_t *from, int64_t now)
@@ -622,6 +760,23 @@ static void s_sweep(bx_engine_t *e, int64_t now)
     free(dead);
 }
 
+/* The stats channel: what the stats op says, for a dashboard page. */
+static void s_publish_stats(bx_engine_t *e, int64_t now)
+{
+    bx_buf_t b;
+    bx_buf_init(&b);
+    bx_engine_stats_json(e, &b);
+    json_object *data = json_tokener_parse(b.data);
+    bx_buf_free(&b);
+    if (!data)
+        return;
+    json_object *msg = json_object_new_object();
+    json_object_object_add(msg, "channel", json_object_new_string(e->cfg.stats_channel));
+    json_object_object_add(msg, "data", data);
+    bx_broadcast(e, e->cfg.stats_channel, msg, e->cfg.wall_ms(), now, NULL);
+    json_object_put(msg);
+}
+
 int64_t bx_engine_tick(bx_engine_t *e, int64_t now)
 {
     bx_session_t *s;
@@ -632,10 +787,18 @@ int64_t bx_engine_tick(bx_engine_t *e, int64_t now)
         bx_history_sweep(e, e->cfg.wall_ms());
         e->next_sweep = now + e->cfg.sweep_period_ms;
     }
+    if (e->cfg.stats_channel && *e->cfg.stats_channel && now >= e->next_stats) {
+        if (e->next_stats != INT64_MIN)
+            s_publish_stats(e, now);
+        e->next_stats = now + e->cfg.stats_interval_ms;
+    }
+    int64_t next = e->next_sweep;
     s = bx_state_heap_top(e);
-    if (s && s->park_deadline < e->next_sweep)
-        return s->park_deadline;
-    return e->next_sweep;
+    if (s && s->park_deadline < next)
+        next = s->park_deadline;
+    if (e->cfg.stats_channel && *e->cfg.stats_channel && e->next_stats < next)
+        next = e->next_stats;
+    return next;
 }
 
 void bx_engine_release_all(bx_engine_t *e, int64_t now)
@@ -659,7 +822,36 @@ void bx_engine_stats(const bx_engine_t *e, bx_engine_stats_t *st)
     st->acked = e->acked;
     st->replayed = e->replayed;
     st->histories = bx_map_count(e->hist);
+    memcpy(st->refused, e->refused, sizeof st->refused);
     st->memory = bx_map_memory(e->sessions) + bx_map_memory(e->channels) +
                  bx_map_memory(e->parked) + st->sessions * sizeof(bx_session_t) +
                  (size_t)e->capheap * sizeof(*e->heap);
+}
+
+void bx_engine_stats_json(const bx_engine_t *e, bx_buf_t *b)
+{
+    bx_engine_stats_t st;
+    bx_engine_stats(e, &st);
+    bx_buf_printf(b, "{\"sessions\":%zu,\"channels\":%zu,\"parked\":%zu,"
+                  "\"published\":%llu,\"delivered\":%llu,\"dropped\":%llu,"
+                  "\"overflowed\":%llu,\"expired\":%llu,\"acked\":%llu,\"replayed\":%llu,"
+                  "\"histories\":%zu,\"refused\":{",
+                  st.sessions, st.channels, st.parked, (unsigned long long)st.published,
+                  (unsigned long long)st.delivered, (unsigned long long)st.dropped,
+                  (unsigned long long)st.overflowed, (unsigned long long)st.expired,
+                  (unsigned long long)st.acked, (unsigned long long)st.replayed, st.histories);
+    for (int i = 0; i < BX_REFUSAL_COUNT; i++)
+        bx_buf_printf(b, "%s\"%s\":%llu", i ? "," : "", bx_refusal_names[i],
+                      (unsigned long long)st.refused[i]);
+    bx_buf_putc(b, '}');
+    if (e->store) {
+        bx_store_stats_t ss;
+        bx_store_stats(e->store, &ss);
+        bx_buf_printf(b, ",\"store\":{\"commits\":%llu,\"writes\":%llu,\"failures\":%llu,"
+                      "\"commit_us_last\":%lld,\"commit_us_max\":%lld}",
+                      (unsigned long long)ss.commits, (unsigned long long)ss.writes,
+                      (unsigned long long)ss.failures, (long long)ss.commit_us_last,
+                      (long long)ss.commit_us_max);
+    }
+    bx_buf_putc(b, '}');
 }

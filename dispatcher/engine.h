@@ -24,6 +24,7 @@
 #include <json-c/json.h>
 
 #include "store.h"
+#include "util.h"
 
 #define BX_CLIENTID_LEN 26   /* [0-9a-z], 134 bits from getrandom */
 #define BX_BROWSER_LEN 26    /* BAYEUX_BROWSER cookie value */
@@ -48,11 +49,27 @@ typedef struct {
                                       checked by bx_engine_history_check */
     int64_t (*wall_ms)(void);      /* wall clock (timesync, timestamps,
                                       history age); default bx_wall_ms */
+    int64_t max_message_size;      /* bytes of one published message; 0: none */
+    int64_t max_sessions_per_address; /* live sessions of one client
+                                      address; 0: no limit */
+    int64_t publish_rate;          /* publishes per second per session (a
+                                      bucket of one second); 0: no limit */
+    const char *stats_channel;     /* publish stats there, or NULL */
+    int64_t stats_interval_ms;     /* how often */
+    int auth;                      /* handshake tokens: BX_AUTH_* */
+    const char *auth_secret;       /* the tokens' HMAC key */
+    size_t auth_secret_len;
+    const char *rules;             /* channel-rules (rules.h), or NULL */
+    int rules_closed;              /* channels no rule names: 1 nobody, 0 anyone */
 } bx_engine_cfg_t;
+
+enum { BX_AUTH_OFF = 0, BX_AUTH_OPTIONAL, BX_AUTH_REQUIRED };
 
 /* CometD's defaults: timeout 20000, interval 0, maxInterval 10000, sweep 997,
  * browser binding on, duplicate connect 500; max_queue 10000, drop oldest;
- * ack offered; no timestamps, no history. */
+ * ack offered; no timestamps, no history; messages bounded by the request
+ * size only, 1000 sessions per address, no publish rate limit, no stats
+ * channel. */
 void bx_engine_cfg_defaults(bx_engine_cfg_t *cfg);
 
 /* Where a reply goes: a responder (numbered by the server) and its request. */
@@ -69,15 +86,30 @@ typedef int (*bx_engine_send_fn)(void *ud, const bx_origin_t *to, int status,
 
 typedef struct bx_engine bx_engine_t;
 
+/* Why a message was refused, counted in the stats. */
+enum {
+    BX_REFUSED_MESSAGE_SIZE,       /* 413::message_too_large */
+    BX_REFUSED_SESSIONS,           /* 403::too_many_sessions */
+    BX_REFUSED_RATE,               /* 429::publish_rate_exceeded */
+    BX_REFUSED_HANDSHAKE,          /* 403::handshake_denied */
+    BX_REFUSED_SUBSCRIBE,          /* 403:denied_by_security_policy:subscribe_denied */
+    BX_REFUSED_PUBLISH,            /* 403:denied_by_security_policy:publish_denied */
+    BX_REFUSED_CREATE,             /* 403:denied_by_security_policy:create_denied */
+    BX_REFUSAL_COUNT
+};
+/* Their names in stats: "message_too_large", "too_many_sessions"... */
+extern const char *const bx_refusal_names[BX_REFUSAL_COUNT];
+
 /* Something the application behind the server may want to hear of
  * (docs/backend.md, the event stream). Pointers are valid during the call. */
 typedef struct {
     const char *kind;        /* "session.created", "session.removed",
-                                "subscribe", "unsubscribe", "service" */
+                                "subscribe", "unsubscribe", "service",
+                                "refused" */
     const char *client_id;
     const char *channel;     /* subscribe, unsubscribe, service */
     const char *reason;      /* session.removed: disconnect, expired,
-                                kicked, overflow */
+                                kicked, overflow; refused: the Bayeux error */
     const char *address;     /* session.created */
     int ack;                 /* session.created: ack extension on */
     const char *id;          /* service: the message's id, NULL if none */
@@ -86,7 +118,8 @@ typedef struct {
 
 typedef void (*bx_engine_event_fn)(void *ud, const bx_event_t *ev);
 
-/* cfg->history must have passed bx_engine_history_check. */
+/* cfg->history must have passed bx_engine_history_check, and cfg->rules
+ * bx_rules_new; NULL is returned otherwise. */
 bx_engine_t *bx_engine_new(const bx_engine_cfg_t *cfg, bx_engine_send_fn send, void *ud);
 
 /* Checks a history specification: comma-separated "PATTERN COUNT [MAX-AGE]"
@@ -142,11 +175,16 @@ typedef struct {
     uint64_t acked;         /* messages acknowledged by ack sessions */
     uint64_t replayed;      /* history messages queued by a replay */
     size_t histories;       /* channels keeping a history */
+    uint64_t refused[BX_REFUSAL_COUNT]; /* by reason, bx_refusal_names */
     size_t memory;          /* bytes held by sessions, channels and indexes
                                (not counting queued message bodies) */
 } bx_engine_stats_t;
 
 void bx_engine_stats(const bx_engine_t *e, bx_engine_stats_t *st);
+
+/* The stats as one JSON object (what the stats op and the stats channel
+ * say; the store's figures included when there is one). */
+void bx_engine_stats_json(const bx_engine_t *e, bx_buf_t *b);
 
 /* ---- for backends (api.c; docs/backend.md) ---- */
 

@@ -10,6 +10,7 @@
 #include "engine.h"
 #include "map.h"
 #include "msg.h"
+#include "rules.h"
 #include "store.h"
 #include "util.h"
 
@@ -55,6 +56,9 @@ struct bx_session {
     uint64_t batch;                     /* ack: the next batch number */
     int64_t created;                    /* wall clock, for the database */
     char address[48];                   /* the client's address at handshake */
+    char *subject;                      /* the token's subject, NULL if anonymous */
+    double tokens;                      /* publish rate bucket */
+    int64_t tokens_at;                  /* when it was last filled */
     uint64_t dropped;                   /* messages max_queue dropped */
     bx_tsync_t park_ts;                 /* timesync of the held connect */
     bx_queue_t queue;                   /* messages waiting for a reply */
@@ -122,6 +126,10 @@ struct bx_engine {
     size_t nhrules;
     bx_map_t *hist;            /* channel name -> bx_hist_t (owned) */
     uint64_t published, delivered, dropped, overflowed, expired, acked, replayed;
+    uint64_t refused[BX_REFUSAL_COUNT];
+    bx_map_t *addresses;       /* client address -> live sessions (uintptr) */
+    bx_rules_t *rules;         /* channel rules (always set) */
+    int64_t next_stats;        /* when the stats channel hears next */
 };
 
 /* state.c: sessions. id: the clientId to restore, or NULL for a new one. */
@@ -129,6 +137,11 @@ bx_session_t *bx_state_session_new(bx_engine_t *e, const char *browser, const ch
 bx_session_t *bx_state_session_get(bx_engine_t *e, const char *id);
 /* Unsubscribes, forgets a held connect without answering it, frees. */
 void bx_state_session_free(bx_engine_t *e, bx_session_t **ps);
+
+/* state.c: the client address of a new session, counted per address.
+ * Returns the sessions that address now has. */
+size_t bx_state_address(bx_engine_t *e, bx_session_t *s, const char *addr);
+size_t bx_state_address_count(bx_engine_t *e, const char *addr);
 
 /* state.c: subscriptions. Return 0, or 1 when nothing changed. */
 int bx_state_subscribe(bx_engine_t *e, bx_session_t *s, const char *name, size_t len);
@@ -188,6 +201,9 @@ void bx_reap_doomed(bx_engine_t *e, int64_t now);
 size_t bx_broadcast(bx_engine_t *e, const char *channel, json_object *msg, int64_t wall,
                     int64_t now, uint64_t *seq);
 
+/* engine.c: answers the held connects of sessions that got messages. */
+void bx_wake(bx_engine_t *e, int64_t now);
+
 /* persist.c: queues m for s (the ack batch tag, the database row, the
  * max_queue policy). */
 void bx_persist_enqueue(bx_engine_t *e, bx_session_t *s, bx_msg_t *m);
@@ -198,6 +214,7 @@ void bx_persist_unstore(bx_engine_t *e, bx_msg_t *m);
 /* persist.c: the database side of sessions and subscriptions. */
 void bx_persist_session_new(bx_engine_t *e, const bx_session_t *s);
 void bx_persist_session_batch(bx_engine_t *e, const bx_session_t *s);
+void bx_persist_session_subject(bx_engine_t *e, const bx_session_t *s);
 void bx_persist_session_del(bx_engine_t *e, bx_session_t *s);
 void bx_persist_sub(bx_engine_t *e, const bx_session_t *s, const char *name, int add);
 int bx_persist_load(bx_engine_t *e, int64_t now);

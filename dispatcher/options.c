@@ -3,9 +3,12 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 
 #include "bayeux.h"
+#include "channel.h"
+#include "rules.h"
 
 const char *const bx_dopts_foreign[] = {
     "listen", "listen-mode", "listen-backlog", "workers", "request-timeout",
@@ -14,7 +17,7 @@ const char *const bx_dopts_foreign[] = {
 
 const bx_option_t *bx_dopts_init(bx_dopts_t *o)
 {
-    static bx_option_t table[32];
+    static bx_option_t table[48];
     bx_engine_cfg_t d;
     bx_engine_cfg_defaults(&d);
     memset(o, 0, sizeof *o);
@@ -35,6 +38,16 @@ const bx_option_t *bx_dopts_init(bx_dopts_t *o)
     o->app_endpoint = (char *)BX_DEFAULT_APP;
     o->events_endpoint = (char *)BX_DEFAULT_EVENTS;
     o->app_mode = (char *)"0660";
+    o->auth = (char *)"off";
+    o->auth_secret = (char *)"";
+    o->auth_secret_file = (char *)"";
+    o->channel_default = (char *)"open";
+    o->channel_rules = (char *)"";
+    o->max_message_size = d.max_message_size;
+    o->max_sessions_per_address = d.max_sessions_per_address;
+    o->publish_rate = d.publish_rate;
+    o->stats_channel = (char *)"";
+    o->stats_interval = d.stats_interval_ms;
     o->max_body = BX_DEFAULT_MAX_BODY;
     o->max_messages = BX_DEFAULT_MAX_MESSAGES;
     o->max_depth = BX_DEFAULT_MAX_DEPTH;
@@ -78,6 +91,26 @@ const bx_option_t *bx_dopts_init(bx_dopts_t *o)
           "ZeroMQ endpoint of the event stream for backends; \"\" for none" },
         { "app-mode", BX_OPT_STR, &o->app_mode, 0, 0,
           "file mode (octal) of the ipc:// app and events sockets" },
+        { "auth", BX_OPT_STR, &o->auth, 0, 0,
+          "handshake tokens (docs/security.md): off, optional, or required" },
+        { "auth-secret", BX_OPT_STR, &o->auth_secret, 0, 0,
+          "the key tokens are signed with (16 bytes or more)" },
+        { "auth-secret-file", BX_OPT_STR, &o->auth_secret_file, 0, 0,
+          "or a file holding it (a trailing newline is not part of it)" },
+        { "channel-default", BX_OPT_STR, &o->channel_default, 0, 0,
+          "channels no rule names: open (anyone) or closed (nobody)" },
+        { "channel-rules", BX_OPT_STR, &o->channel_rules, 0, 0,
+          "\"PATTERN subscribe=WHO publish=WHO create=WHO; ...\" (docs/security.md)" },
+        { "max-message-size", BX_OPT_SIZE, &o->max_message_size, 0, 64 << 20,
+          "largest message a client may publish, as JSON (0: max-body only)" },
+        { "max-sessions-per-address", BX_OPT_INT, &o->max_sessions_per_address, 0, 100000000,
+          "live sessions one client address may hold (0: no limit)" },
+        { "publish-rate", BX_OPT_INT, &o->publish_rate, 0, 1000000,
+          "publishes per second one session may make (0: no limit)" },
+        { "stats-channel", BX_OPT_STR, &o->stats_channel, 0, 0,
+          "publish the stats on this channel for a dashboard (\"\": none)" },
+        { "stats-interval", BX_OPT_MS, &o->stats_interval, 100, 86400000,
+          "how often the stats channel hears" },
         { "max-body", BX_OPT_SIZE, &o->max_body, 64, 64 << 20,
           "largest request body (bytes, k/M suffixes)" },
         { "max-messages", BX_OPT_INT, &o->max_messages, 1, 1000000,
@@ -92,7 +125,55 @@ const bx_option_t *bx_dopts_init(bx_dopts_t *o)
     return table;
 }
 
-int bx_dopts_check(const bx_dopts_t *o, char *err, size_t errlen)
+/* Reads the token key from auth-secret or auth-secret-file into o->secret;
+ * with auth on, one of them must give 16 bytes or more. */
+static int s_secret(bx_dopts_t *o, char *err, size_t errlen)
+{
+    o->secret_len = 0;
+    if (*o->auth_secret && *o->auth_secret_file) {
+        snprintf(err, errlen, "auth-secret and auth-secret-file: give one of them");
+        return -1;
+    }
+    if (*o->auth_secret_file) {
+        FILE *f = fopen(o->auth_secret_file, "r");
+        if (!f) {
+            snprintf(err, errlen, "auth-secret-file: %s: %s", o->auth_secret_file,
+                     strerror(errno));
+            return -1;
+        }
+        o->secret_len = fread(o->secret, 1, sizeof o->secret, f);
+        int big = o->secret_len == sizeof o->secret;
+        fclose(f);
+        if (big) {
+            snprintf(err, errlen, "auth-secret-file: %s: longer than %zu bytes",
+                     o->auth_secret_file, sizeof o->secret - 1);
+            return -1;
+        }
+        while (o->secret_len > 0 && (o->secret[o->secret_len - 1] == '\n' ||
+                                     o->secret[o->secret_len - 1] == '\r'))
+            o->secret_len--;
+    } else {
+        o->secret_len = strlen(o->auth_secret);
+        if (o->secret_len >= sizeof o->secret) {
+            snprintf(err, errlen, "auth-secret: longer than %zu bytes", sizeof o->secret - 1);
+            return -1;
+        }
+        memcpy(o->secret, o->auth_secret, o->secret_len);
+    }
+    if (strcmp(o->auth, "off") != 0 && strcmp(o->auth, "optional") != 0 &&
+        strcmp(o->auth, "required") != 0) {
+        snprintf(err, errlen, "auth: expected off, optional or required, not \"%s\"", o->auth);
+        return -1;
+    }
+    if (strcmp(o->auth, "off") != 0 && o->secret_len < 16) {
+        snprintf(err, errlen, "auth = %s needs auth-secret or auth-secret-file of 16 bytes or "
+                 "more (head -c 32 /dev/urandom | base64)", o->auth);
+        return -1;
+    }
+    return 0;
+}
+
+int bx_dopts_check(bx_dopts_t *o, char *err, size_t errlen)
 {
     if (strcmp(o->queue_overflow, "drop-oldest") != 0 &&
         strcmp(o->queue_overflow, "end-session") != 0) {
@@ -112,6 +193,22 @@ int bx_dopts_check(const bx_dopts_t *o, char *err, size_t errlen)
                  o->app_mode);
         return -1;
     }
+    if (strcmp(o->channel_default, "open") != 0 && strcmp(o->channel_default, "closed") != 0) {
+        snprintf(err, errlen, "channel-default: expected open or closed, not \"%s\"",
+                 o->channel_default);
+        return -1;
+    }
+    bx_rules_t *rules = bx_rules_new(o->channel_rules, 0, err, errlen);
+    if (!rules)
+        return -1;
+    bx_rules_free(&rules);
+    if (*o->stats_channel && bx_channel_parse(o->stats_channel, strlen(o->stats_channel)) !=
+                                 BX_CHAN_NAME) {
+        snprintf(err, errlen, "stats-channel: \"%s\" is not a channel name", o->stats_channel);
+        return -1;
+    }
+    if (s_secret(o, err, errlen) != 0)
+        return -1;
     if (!*o->database) {
         snprintf(err, errlen, "database: give a file, or :memory:");
         return -1;
@@ -133,4 +230,16 @@ void bx_dopts_engine_cfg(const bx_dopts_t *o, bx_engine_cfg_t *cfg)
     cfg->ack = o->ack;
     cfg->timestamp = o->timestamp;
     cfg->history = o->history;
+    cfg->max_message_size = o->max_message_size;
+    cfg->max_sessions_per_address = o->max_sessions_per_address;
+    cfg->publish_rate = o->publish_rate;
+    cfg->stats_channel = *o->stats_channel ? o->stats_channel : NULL;
+    cfg->stats_interval_ms = o->stats_interval;
+    cfg->auth = strcmp(o->auth, "required") == 0   ? BX_AUTH_REQUIRED
+                : strcmp(o->auth, "optional") == 0 ? BX_AUTH_OPTIONAL
+                                                   : BX_AUTH_OFF;
+    cfg->auth_secret = o->secret;
+    cfg->auth_secret_len = o->secret_len;
+    cfg->rules = o->channel_rules;
+    cfg->rules_closed = strcmp(o->channel_default, "closed") == 0;
 }

@@ -29,6 +29,16 @@ typedef struct {
     char *app_endpoint;            /* backends' commands, "" for none */
     char *events_endpoint;         /* the event stream, "" for none */
     char *app_mode;                /* octal mode of their ipc:// files */
+    char *auth;                    /* "off", "optional" or "required" */
+    char *auth_secret;             /* the tokens' key, or "" */
+    char *auth_secret_file;        /* or a file holding it, or "" */
+    char *channel_default;         /* "open" or "closed" */
+    char *channel_rules;           /* rules.h */
+    int64_t max_message_size, max_sessions_per_address, publish_rate;
+    char *stats_channel;           /* "" for none */
+    int64_t stats_interval;        /* ms */
+    char secret[512];              /* the key, read by bx_dopts_check */
+    size_t secret_len;
     int64_t max_body, max_messages, max_depth;
     char *log;                     /* "-" stderr, "syslog", or a file */
     char *log_level;
@@ -39,9 +49,10 @@ typedef struct {
  * while o lives). */
 const bx_option_t *bx_dopts_init(bx_dopts_t *o);
 
-/* Checks what the table cannot (enumerations, the history rules). Returns
- * 0, or -1 with a message in err. */
-int bx_dopts_check(const bx_dopts_t *o, char *err, size_t errlen);
+/* Checks what the table cannot (enumerations, the history and channel
+ * rules) and reads the token key into o->secret. Returns 0, or -1 with a
+ * message in err. */
+int bx_dopts_check(bx_dopts_t *o, char *err, size_t errlen);
 
 /* Keys of bayeux-fcgi that a shared config file may hold. */
 extern const char *const bx_dopts_foreign[];

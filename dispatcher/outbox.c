@@ -137,6 +137,9 @@ void bx_answer_parked(bx_engine_t *e, bx_session_t *s, int64_t now, const char *
 
 int bx_engine_flush(bx_engine_t *e, int64_t now)
 {
+    /* Whatever queued messages since (a backend's publish, the stats
+     * channel) wakes its held connects now. */
+    bx_wake(e, now);
     if (e->store && bx_store_commit(e->store) != 0)
         return -1;
     while (e->nout > 0) {

@@ -96,6 +96,12 @@ void bx_persist_session_new(bx_engine_t *e, const bx_session_t *s)
         bx_store_session_put(e->store, s->id, s->browser, s->ack, s->batch, s->created);
 }
 
+void bx_persist_session_subject(bx_engine_t *e, const bx_session_t *s)
+{
+    if (e->store && s->subject)
+        bx_store_session_subject(e->store, s->id, s->subject);
+}
+
 void bx_persist_session_batch(bx_engine_t *e, const bx_session_t *s)
 {
     if (e->store)
@@ -167,6 +173,15 @@ static int s_load_session(void *ud, const char *id, const char *browser, int ack
     return 0;
 }
 
+static int s_load_subject(void *ud, const char *id, const char *subject)
+{
+    s_load_t *l = ud;
+    bx_session_t *s = bx_state_session_get(l->e, id);
+    if (s && !s->subject)
+        s->subject = bx_strdup(subject);
+    return 0;
+}
+
 static int s_load_subscription(void *ud, const char *id, const char *channel)
 {
     s_load_t *l = ud;
@@ -222,7 +237,7 @@ int bx_persist_load(bx_engine_t *e, int64_t now)
     l.msgs = bx_map_new();
     bx_store_loader_t loader = {
         &l, s_load_message, s_load_session, s_load_subscription, s_load_queued,
-        s_load_channel, s_load_history
+        s_load_channel, s_load_history, s_load_subject
     };
     /* Nothing may be written while loading: the engine's hooks stay off. */
     bx_store_t *st = e->store;

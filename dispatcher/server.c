@@ -226,7 +226,7 @@ bx_server_t *bx_server_new(const bx_dopts_t *o)
             (long long)(bx_now_ms() - t0));
 
     bx_app_cfg_t acfg = { o->app_endpoint, o->events_endpoint, (int)strtol(o->app_mode, NULL, 8),
-                          (size_t)o->max_body, srv->store };
+                          (size_t)o->max_body };
     srv->app = bx_app_new(srv->ctx, srv->engine, &acfg, err, sizeof err);
     if (!srv->app) {
         bx_error(TAG, "backends: %s", err);

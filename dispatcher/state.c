@@ -67,11 +67,36 @@ void bx_state_session_free(bx_engine_t *e, bx_session_t **ps)
             }
         }
     }
+    if (s->address[0]) {
+        size_t alen = strlen(s->address);
+        uintptr_t n = (uintptr_t)bx_map_get(e->addresses, s->address, alen);
+        if (n > 1)
+            bx_map_put(e->addresses, s->address, alen, (void *)(n - 1));
+        else
+            bx_map_del(e->addresses, s->address, alen);
+    }
     bx_map_del(e->sessions, s->id, BX_CLIENTID_LEN);
     bx_queue_clear(&s->queue);
     free(s->subs);
+    free(s->subject);
     free(s);
     *ps = NULL;
+}
+
+size_t bx_state_address_count(bx_engine_t *e, const char *addr)
+{
+    return (uintptr_t)bx_map_get(e->addresses, addr, strlen(addr));
+}
+
+size_t bx_state_address(bx_engine_t *e, bx_session_t *s, const char *addr)
+{
+    snprintf(s->address, sizeof s->address, "%s", addr);
+    if (!s->address[0])
+        return 0;
+    size_t alen = strlen(s->address);
+    uintptr_t n = (uintptr_t)bx_map_get(e->addresses, s->address, alen) + 1;
+    bx_map_put(e->addresses, s->address, alen, (void *)n);
+    return n;
 }
 
 static bx_sub_t *s_find_sub(bx_session_t *s, const bx_chan_t *ch)

@@ -42,6 +42,8 @@ typedef struct {
 } s_migration_t;
 
 static const s_migration_t s_migrations[] = {
+    /* 2: sessions remember the subject of their handshake token. */
+    { 2, "ALTER TABLE session ADD COLUMN subject TEXT NOT NULL DEFAULT '';" },
     { 0, NULL }
 };
 
@@ -49,7 +51,7 @@ static const s_migration_t s_migrations[] = {
 
 enum {
     S_BEGIN, S_BEGIN_READ, S_COMMIT, S_ROLLBACK,
-    S_SESSION_PUT, S_SESSION_BATCH, S_SESSION_DEL, S_SESSION_SUBS_DEL, S_SESSION_QUEUED_DEL,
+    S_SESSION_PUT, S_SESSION_BATCH, S_SESSION_SUBJECT, S_SESSION_DEL, S_SESSION_SUBS_DEL, S_SESSION_QUEUED_DEL,
     S_SUB_ADD, S_SUB_DEL,
     S_MSG_PUT, S_MSG_DEL,
     S_QUEUED_ADD, S_QUEUED_DEL, S_QUEUED_ACK,
@@ -74,6 +76,8 @@ static const struct {
         " ON CONFLICT (id) DO UPDATE SET browser = excluded.browser, ack = excluded.ack,"
         " batch = excluded.batch, created = excluded.created" },
     [S_SESSION_BATCH] = { "session batch", "UPDATE session SET batch = ?2 WHERE id = ?1" },
+    [S_SESSION_SUBJECT] = { "session subject",
+        "UPDATE session SET subject = ?2 WHERE id = ?1" },
     [S_SESSION_DEL] = { "session del", "DELETE FROM session WHERE id = ?1" },
     [S_SESSION_SUBS_DEL] = { "session del (subscriptions)",
         "DELETE FROM subscription WHERE session = ?1" },
@@ -101,7 +105,7 @@ static const struct {
     /* The orders store.h promises; each follows a primary key, so no sort. */
     [S_LOAD_MESSAGE] = { "load messages", "SELECT id, json, time FROM message ORDER BY id" },
     [S_LOAD_SESSION] = { "load sessions",
-        "SELECT id, browser, ack, batch, created FROM session ORDER BY id" },
+        "SELECT id, browser, ack, batch, created, subject FROM session ORDER BY id" },
     [S_LOAD_SUB] = { "load subscriptions",
         "SELECT session, channel FROM subscription ORDER BY session, channel" },
     [S_LOAD_QUEUED] = { "load queued",
@@ -483,6 +487,16 @@ int bx_store_session_batch(bx_store_t *st, const char *id, uint64_t batch)
     return s_write_str_u64(st, S_SESSION_BATCH, id, batch);
 }
 
+int bx_store_session_subject(bx_store_t *st, const char *id, const char *subject)
+{
+    assert(st);
+    sqlite3_stmt *s = st->stmt[S_SESSION_SUBJECT];
+    int rc = s_bind_str(s, 1, id);
+    if (rc == SQLITE_OK)
+        rc = s_bind_str(s, 2, subject);
+    return s_write(st, S_SESSION_SUBJECT, rc);
+}
+
 int bx_store_session_del(bx_store_t *st, const char *id)
 {
     assert(st);
@@ -635,10 +649,15 @@ static int s_load_row(sqlite3_stmt *s, int which, const bx_store_loader_t *l)
         t = s_col_text(s, 1);
         return l->message(l->ud, s_col_u64(s, 0), t, (size_t)sqlite3_column_bytes(s, 1),
                           sqlite3_column_int64(s, 2));
-    case S_LOAD_SESSION:
-        return l->session(l->ud, s_col_text(s, 0), s_col_text(s, 1),
-                          sqlite3_column_int(s, 2) != 0, s_col_u64(s, 3),
-                          sqlite3_column_int64(s, 4));
+    case S_LOAD_SESSION: {
+        int rc = l->session(l->ud, s_col_text(s, 0), s_col_text(s, 1),
+                            sqlite3_column_int(s, 2) != 0, s_col_u64(s, 3),
+                            sqlite3_column_int64(s, 4));
+        const char *subject = s_col_text(s, 5);
+        if (rc == 0 && *subject && l->subject)
+            rc = l->subject(l->ud, s_col_text(s, 0), subject);
+        return rc;
+    }
     case S_LOAD_SUB:
         return l->subscription(l->ud, s_col_text(s, 0), s_col_text(s, 1));
     case S_LOAD_QUEUED:

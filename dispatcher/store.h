@@ -19,7 +19,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define BX_STORE_SCHEMA_VERSION 1
+#define BX_STORE_SCHEMA_VERSION 2
 
 typedef struct bx_store bx_store_t;
 
@@ -47,6 +47,8 @@ void bx_store_close(bx_store_t **pst);
 int bx_store_session_put(bx_store_t *st, const char *id, const char *browser, int ack,
                          uint64_t batch, int64_t created);
 int bx_store_session_batch(bx_store_t *st, const char *id, uint64_t batch);
+/* The subject an authenticated session's token named. */
+int bx_store_session_subject(bx_store_t *st, const char *id, const char *subject);
 /* Deletes the session, its subscriptions and its queued rows (the engine
  * deletes messages that no longer have a reference with bx_store_msg_del). */
 int bx_store_session_del(bx_store_t *st, const char *id);
@@ -90,6 +92,8 @@ typedef struct {
     int (*queued)(void *ud, const char *id, uint64_t msgid, uint64_t batch);
     int (*channel)(void *ud, const char *name, uint64_t seq);
     int (*history)(void *ud, const char *channel, uint64_t seq, uint64_t msgid, int64_t time);
+    /* After its session row, for a session with a subject. */
+    int (*subject)(void *ud, const char *id, const char *subject);
 } bx_store_loader_t;
 
 /* Returns 0, or -1 (SQLite error or a callback's refusal, logged). */

@@ -84,7 +84,9 @@ static const char *const s_foreign[] = {
     "timeout", "interval", "max-interval", "sweep-period", "browser-binding",
     "duplicate-connect-status", "max-queue", "queue-overflow", "ack", "history",
     "timestamp", "database", "synchronous", "app-endpoint", "events-endpoint", "app-mode",
-    "pidfile", NULL
+    "auth", "auth-secret", "auth-secret-file", "channel-default", "channel-rules",
+    "max-message-size", "max-sessions-per-address", "publish-rate", "stats-channel",
+    "stats-interval", "pidfile", NULL
 };
 
 static void s_usage(FILE *out)

@@ -8,7 +8,7 @@
 -- other by value; bayeuxd keeps them consistent, and "bayeuxd --check-db"
 -- verifies that it did (no foreign-key enforcement on the hot path).
 
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;
 
 -- Every live session, whatever its transport and extensions.
 CREATE TABLE session (
@@ -16,7 +16,8 @@ CREATE TABLE session (
     browser  TEXT    NOT NULL,        -- the BAYEUX_BROWSER cookie it is bound to
     ack      INTEGER NOT NULL,        -- 1: ack extension negotiated
     batch    INTEGER NOT NULL,        -- next ack batch number (ack sessions)
-    created  INTEGER NOT NULL
+    created  INTEGER NOT NULL,
+    subject  TEXT    NOT NULL DEFAULT ''   -- the handshake token's subject (v2)
 ) WITHOUT ROWID;
 
 -- A session's subscriptions (channel names and patterns).

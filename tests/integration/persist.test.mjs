@@ -435,5 +435,5 @@ test('persist: bayeuxd --check-db finds the harness\'s database consistent', opt
         assert.equal(c.code, 0, c.output);
         assert.ok(c.ok, c.output);
         assert.deepEqual(c.problems, []);
-        assert.equal(c.schema, 1);
+        assert.equal(c.schema, 2);
     });

@@ -9,6 +9,7 @@
 #include "enginekit.h"
 #include "log.h"
 #include "tap.h"
+#include "token.h"
 
 /* ---- recording events ---- */
 
@@ -144,6 +145,14 @@ static void t_publish_and_deliver(void)
     ok(is_true(m, "successful"), "and successful");
     mconnect("ba", a, ",\"advice\":{\"timeout\":0}");
     ok(elem("/service/echo", 0) == NULL, "nobody else gets it");
+
+    /* A held connect hears of a backend's publish at the next flush. */
+    uint64_t held = mconnect("bb", b, NULL);
+    reset_sent();
+    bx_engine_publish(g_e, "/news/eu", d, NULL, g_now, NULL, NULL);
+    bx_engine_flush(g_e, g_now);
+    ok(last() && last()->to.reqid == held, "a backend's publish wakes a held connect");
+    json_object_put(d);
 }
 
 static void name_count(void *ud, const char *name)
@@ -204,12 +213,192 @@ static void t_queries_and_kick(void)
     is_int(bx_engine_kick(g_e, b, g_now), BX_API_UNKNOWN_CLIENT, "kicking it again: unknown");
 }
 
+/* ---- security (docs/security.md) ---- */
+
+static const char SECRET[] = "0123456789abcdef0123";
+
+static const char *hs_token(const char *browser, const char *token, char *out)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "[{\"id\":\"1\",\"channel\":\"/meta/handshake\",\"version\":\"1.0\","
+             "\"supportedConnectionTypes\":[\"long-polling\"]%s%s%s}]",
+             token ? ",\"ext\":{\"token\":\"" : "", token ? token : "", token ? "\"}" : "");
+    req(LP, browser, buf);
+    const char *cid = sfield(elem("/meta/handshake", 0), "clientId");
+    snprintf(out, 64, "%s", cid ? cid : "");
+    return out;
+}
+
+static const char *mint(const char *sub, int64_t exp, char *out)
+{
+    if (bx_token_mint(SECRET, sizeof SECRET - 1, sub, exp, out, BX_TOKEN_MINT_MAX) < 0)
+        out[0] = '\0';
+    return out;
+}
+
+static void t_auth(void)
+{
+    bx_engine_cfg_t cfg;
+    bx_engine_cfg_defaults(&cfg);
+    cfg.auth = BX_AUTH_REQUIRED;
+    cfg.auth_secret = SECRET;
+    cfg.auth_secret_len = sizeof SECRET - 1;
+    setup(&cfg);
+    char a[64], tok[BX_TOKEN_MINT_MAX];
+    int64_t far = 4102444800LL;   /* 2100 */
+    hs_token("b1", mint("alice", far, tok), a);
+    ok(strlen(a) > 0, "required: a valid token gets a session");
+    hs_token("b1", NULL, a);
+    json_object *h = elem("/meta/handshake", 0);
+    is_str(sfield(h, "error"), "403::handshake_denied", "required: no token, denied");
+    is_str(sfield(field(h, "advice"), "reconnect"), "none", "with advice reconnect none");
+    is_str(last_ev()->kind, "refused", "a refused event");
+    is_str(last_ev()->reason, "403::handshake_denied", "naming the error");
+    hs_token("b1", mint("alice", 1000, tok), a);
+    is_str(sfield(elem("/meta/handshake", 0), "error"), "403::handshake_denied",
+           "an expired token is denied");
+    mint("alice", far, tok);
+    tok[strlen(tok) - 2] ^= 1;
+    hs_token("b1", tok, a);
+    is_str(sfield(elem("/meta/handshake", 0), "error"), "403::handshake_denied",
+           "a tampered token is denied");
+
+    cfg.auth = BX_AUTH_OPTIONAL;
+    setup(&cfg);
+    hs_token("b1", NULL, a);
+    ok(strlen(a) > 0, "optional: no token is an anonymous session");
+    hs_token("b1", "v1.bogus.bogus", a);
+    is_str(sfield(elem("/meta/handshake", 0), "error"), "403::handshake_denied",
+           "optional: a bad token is still denied");
+}
+
+static void t_rules(void)
+{
+    bx_engine_cfg_t cfg;
+    bx_engine_cfg_defaults(&cfg);
+    cfg.auth = BX_AUTH_OPTIONAL;
+    cfg.auth_secret = SECRET;
+    cfg.auth_secret_len = sizeof SECRET - 1;
+    cfg.rules = "/user/{id}/** subscribe=subject publish=nobody;"
+                " /chat/** subscribe=anyone publish=authenticated create=authenticated";
+    cfg.rules_closed = 1;
+    setup(&cfg);
+    char al[64], an[64], tok[BX_TOKEN_MINT_MAX];
+    hs_token("ba", mint("alice", 4102444800LL, tok), al);
+    mconnect("ba", al, NULL);
+    hs_token("bn", NULL, an);
+    mconnect("bn", an, NULL);
+
+    subscribe("ba", al, "\"/user/alice/inbox\"");
+    ok(is_true(elem("/meta/subscribe", 0), "successful"), "alice: her inbox");
+    subscribe("ba", al, "\"/user/bob/inbox\"");
+    is_str(sfield(elem("/meta/subscribe", 0), "error"),
+           "403:denied_by_security_policy:subscribe_denied", "alice: not bob's");
+    subscribe("bn", an, "\"/chat/room\"");
+    is_str(sfield(elem("/meta/subscribe", 0), "error"),
+           "403:denied_by_security_policy:create_denied",
+           "anonymous: may not create /chat/room");
+    subscribe("ba", al, "\"/chat/room\"");
+    ok(is_true(elem("/meta/subscribe", 0), "successful"), "alice creates it");
+    subscribe("bn", an, "\"/chat/room\"");
+    ok(is_true(elem("/meta/subscribe", 0), "successful"), "then anonymous may subscribe");
+    publish(LP, "bn", an, "/chat/room", "1");
+    is_str(sfield(elem("/chat/room", 0), "error"), "403:denied_by_security_policy:publish_denied",
+           "anonymous may not publish to /chat/room");
+    publish(LP, "ba", al, "/chat/room", "2");
+    ok(is_true(elem("/chat/room", 1), "successful"), "alice may (after her own delivery)");
+    publish(LP, "ba", al, "/user/alice/inbox", "3");
+    is_str(sfield(elem("/user/alice/inbox", 0), "error"),
+           "403:denied_by_security_policy:publish_denied", "publish=nobody: not even alice");
+    subscribe("ba", al, "\"/other\"");
+    is_str(sfield(elem("/meta/subscribe", 0), "error"),
+           "403:denied_by_security_policy:subscribe_denied", "closed: a channel no rule names");
+    json_object *five = json_object_new_int(5);
+    is_int(bx_engine_publish(g_e, "/user/alice/inbox", five, NULL, g_now, NULL, NULL), BX_API_OK,
+           "a backend publishes past the rules");
+    json_object_put(five);
+    bx_engine_stats_t st;
+    bx_engine_stats(g_e, &st);
+    is_int((long long)st.refused[BX_REFUSED_SUBSCRIBE], 2, "two subscribe refusals counted");
+    is_int((long long)st.refused[BX_REFUSED_CREATE], 1, "one create refusal");
+    is_int((long long)st.refused[BX_REFUSED_PUBLISH], 2, "two publish refusals");
+}
+
+static void t_limits(void)
+{
+    bx_engine_cfg_t cfg;
+    bx_engine_cfg_defaults(&cfg);
+    cfg.max_message_size = 200;
+    cfg.max_sessions_per_address = 2;
+    cfg.publish_rate = 3;
+    setup(&cfg);
+    char a[64], b[64], c[64], big[400];
+    handshake("ba", a);
+    handshake("bb", b);
+    handshake("bc", c);
+    is_str(sfield(elem("/meta/handshake", 0), "error"), "403::too_many_sessions",
+           "a third session from one address is refused");
+    is_str(sfield(field(elem("/meta/handshake", 0), "advice"), "reconnect"), "handshake",
+           "with advice to handshake again later");
+    char buf[256];
+    snprintf(buf, sizeof buf, "[{\"id\":\"9\",\"channel\":\"/meta/disconnect\",\"clientId\":\"%s\"}]",
+             b);
+    req(LP, "bb", buf);
+    handshake("bc", c);
+    ok(strlen(c) > 0, "after a disconnect there is room again");
+
+    memset(big, 'x', sizeof big - 3);
+    big[0] = '"';
+    big[sizeof big - 3] = '"';
+    big[sizeof big - 2] = '\0';
+    publish(LP, "ba", a, "/m", big);
+    is_str(sfield(elem("/m", 0), "error"), "413::message_too_large", "a message over the limit");
+    int okc = 0, refused = 0;
+    for (int i = 0; i < 6; i++) {
+        publish(LP, "ba", a, "/m", "1");
+        const char *err = sfield(elem("/m", 0), "error");
+        okc += err == NULL;
+        refused += err && strcmp(err, "429::publish_rate_exceeded") == 0;
+    }
+    is_int(okc, 3, "publish-rate 3: a burst gets three through");
+    is_int(refused, 3, "and three refused");
+    g_now += 1000;
+    publish(LP, "ba", a, "/m", "1");
+    ok(sfield(elem("/m", 0), "error") == NULL, "a second later it passes again");
+}
+
+static void t_stats_channel(void)
+{
+    bx_engine_cfg_t cfg;
+    bx_engine_cfg_defaults(&cfg);
+    cfg.stats_channel = "/bayeux/stats";
+    cfg.stats_interval_ms = 1000;
+    setup(&cfg);
+    char a[64];
+    handshake("ba", a);
+    mconnect("ba", a, NULL);
+    subscribe("ba", a, "\"/bayeux/stats\"");
+    tick();
+    uint64_t held = mconnect("ba", a, NULL);
+    reset_sent();
+    g_now += 1000;
+    tick();
+    ok(last() && last()->to.reqid == held, "the stats channel wakes the subscriber");
+    json_object *d = field(elem("/bayeux/stats", 0), "data");
+    is_int(d ? json_object_get_int64(field(d, "sessions")) : -1, 1, "with the session count");
+    ok(field(d, "refused") != NULL, "and the refusals");
+}
+
 int main(void)
 {
     bx_log_level = BX_LOG_WARN;
     t_events();
     t_publish_and_deliver();
     t_queries_and_kick();
+    t_auth();
+    t_rules();
+    t_limits();
+    t_stats_channel();
     reset_sent();
     bx_engine_destroy(&g_e);
     done_testing();

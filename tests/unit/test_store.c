@@ -87,7 +87,7 @@ static int rec_history(void *ud, const char *channel, uint64_t seq, uint64_t msg
 static bx_store_loader_t rec_loader(rec_t *r)
 {
     bx_store_loader_t l = { r, rec_message, rec_session, rec_subscription, rec_queued,
-                            rec_channel, rec_history };
+                            rec_channel, rec_history, NULL };
     return l;
 }
 
@@ -112,14 +112,14 @@ static char *dump(bx_store_t *st)
 static char *dump_queued(bx_store_t *st)
 {
     rec_t r = { 0 };
-    bx_store_loader_t l = { &r, NULL, NULL, NULL, rec_queued, NULL, NULL };
+    bx_store_loader_t l = { &r, NULL, NULL, NULL, rec_queued, NULL, NULL, NULL };
     return dump_with(st, &l, &r);
 }
 
 static char *dump_history(bx_store_t *st)
 {
     rec_t r = { 0 };
-    bx_store_loader_t l = { &r, NULL, NULL, NULL, NULL, rec_channel, rec_history };
+    bx_store_loader_t l = { &r, NULL, NULL, NULL, NULL, rec_channel, rec_history, NULL };
     return dump_with(st, &l, &r);
 }
 
@@ -273,7 +273,7 @@ static void t_roundtrip(const char *path, const char *label)
         return;
     }
     got = check(st, &rc);
-    is_str(got, "bayeuxd: database ok: schema 1, 0 sessions, 0 subscriptions, 0 messages, "
+    is_str(got, "bayeuxd: database ok: schema 2, 0 sessions, 0 subscriptions, 0 messages, "
                 "0 queued, 0 channels, 0 history\n", "%s: new database checks clean", label);
     free(got);
 
@@ -285,7 +285,7 @@ static void t_roundtrip(const char *path, const char *label)
 
     got = check(st, &rc);
     is_int(rc, 0, "%s: the sample is consistent", label);
-    is_str(got, "bayeuxd: database ok: schema 1, 3 sessions, 3 subscriptions, 3 messages, "
+    is_str(got, "bayeuxd: database ok: schema 2, 3 sessions, 3 subscriptions, 3 messages, "
                 "3 queued, 2 channels, 4 history\n", "%s: check counts every table", label);
     free(got);
 
@@ -361,7 +361,7 @@ static void t_file(void)
     ok(stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode), "file: the directory was created");
     is_int(sb.st_mode & 0777, 0750, "file: with mode 0750");
     raw_text(path, "PRAGMA user_version", text, sizeof text);
-    is_str(text, "1", "file: user_version is 1");
+    is_str(text, "2", "file: user_version is 2");
     raw_text(path, "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master"
                    " WHERE type = 'table' ORDER BY name)", text, sizeof text);
     is_str(text, "channel,history,message,queued,session,subscription",
@@ -397,7 +397,7 @@ static void t_file(void)
     err[0] = '\0';
     st = open_store(path, err, sizeof err);
     ok(st == NULL, "file: a newer schema is refused");
-    is_str(err, "database schema 99 is newer than this bayeuxd (1)", "file: and says why");
+    is_str(err, "database schema 99 is newer than this bayeuxd (2)", "file: and says why");
     bx_store_close(&st);
     raw_text(path, "SELECT count(*) FROM session", text, sizeof text);
     is_str(text, "1", "file: the refused database was left alone");
@@ -641,7 +641,7 @@ static void t_check_api(void)
     bx_store_commit(st);
     got = check(st, &rc);
     is_int(rc, 0, "check: a consistent database returns 0");
-    is_str(got, "bayeuxd: database ok: schema 1, 1 sessions, 1 subscriptions, 2 messages, "
+    is_str(got, "bayeuxd: database ok: schema 2, 1 sessions, 1 subscriptions, 2 messages, "
                 "1 queued, 1 channels, 1 history\n", "check: the summary line");
     free(got);
 
@@ -704,14 +704,14 @@ static void t_check_raw(void)
        && has_line(got, "bayeuxd: database has 2 problem(s)"),
        "check raw: a session deleted behind the store's back leaves two problems");
     free(got);
-    raw_exec(path, "INSERT INTO session VALUES ('s1', 'b', 1, 1, 1)");
+    raw_exec(path, "INSERT INTO session VALUES ('s1', 'b', 1, 1, 1, '')");
 
     raw_exec(path, "PRAGMA user_version = 5");
     got = check(st, &rc);
-    ok(rc == 1 && has_line(got, "problem: schema version is 5, expected 1"),
+    ok(rc == 1 && has_line(got, "problem: schema version is 5, expected 2"),
        "check raw: a changed user_version is reported");
     free(got);
-    raw_exec(path, "PRAGMA user_version = 1");
+    raw_exec(path, "PRAGMA user_version = 2");
     got = check(st, &rc);
     is_int(rc, 0, "check raw: clean again after repair");
     free(got);
@@ -797,7 +797,7 @@ static void t_volume(void)
 
     st = open_store(path, err, sizeof err);
     count_t c = { 0 };
-    bx_store_loader_t l = { &c, cnt_message, cnt_session, NULL, cnt_queued, NULL, NULL };
+    bx_store_loader_t l = { &c, cnt_message, cnt_session, NULL, cnt_queued, NULL, NULL, NULL };
     double t0 = now_s();
     int rc = bx_store_load(st, &l);
     double dt = now_s() - t0;
@@ -868,6 +868,43 @@ static void t_check_only(void)
     free(wal);
 }
 
+/* A database made by schema 1 (the first bayeuxd with a store) opens as
+ * schema 2, its rows kept, sessions without a subject. */
+static void t_migration(void)
+{
+    char *path = tmp_path("v1.db");
+    char err[256], text[64];
+    ok(raw_exec(path, "CREATE TABLE session (id TEXT PRIMARY KEY, browser TEXT NOT NULL,"
+                      " ack INTEGER NOT NULL, batch INTEGER NOT NULL, created INTEGER NOT NULL)"
+                      " WITHOUT ROWID;"
+                      "CREATE TABLE subscription (session TEXT NOT NULL, channel TEXT NOT NULL,"
+                      " PRIMARY KEY (session, channel)) WITHOUT ROWID;"
+                      "CREATE TABLE message (id INTEGER PRIMARY KEY, json TEXT NOT NULL,"
+                      " time INTEGER NOT NULL);"
+                      "CREATE TABLE queued (session TEXT NOT NULL, msg INTEGER NOT NULL,"
+                      " batch INTEGER NOT NULL, PRIMARY KEY (session, msg)) WITHOUT ROWID;"
+                      "CREATE TABLE channel (name TEXT PRIMARY KEY, seq INTEGER NOT NULL)"
+                      " WITHOUT ROWID;"
+                      "CREATE TABLE history (channel TEXT NOT NULL, seq INTEGER NOT NULL,"
+                      " msg INTEGER NOT NULL, time INTEGER NOT NULL, PRIMARY KEY (channel, seq))"
+                      " WITHOUT ROWID;"
+                      "INSERT INTO session VALUES ('old', 'b', 1, 7, 5);"
+                      "PRAGMA user_version = 1;") == SQLITE_OK, "migration: a schema 1 database");
+    bx_store_t *st = open_store(path, err, sizeof err);
+    ok(st != NULL, "migration: it opens (%s)", err);
+    raw_text(path, "PRAGMA user_version", text, sizeof text);
+    is_str(text, "2", "migration: now schema 2");
+    raw_text(path, "SELECT id || ',' || batch || ',' || subject || '.' FROM session", text,
+             sizeof text);
+    is_str(text, "old,7,.", "migration: the row is kept, with an empty subject");
+    int bad = st ? bx_store_session_subject(st, "old", "alice") != 0 : 1;
+    bad += st ? bx_store_commit(st) != 0 : 1;
+    raw_text(path, "SELECT subject FROM session WHERE id = 'old'", text, sizeof text);
+    ok(bad == 0 && strcmp(text, "alice") == 0, "migration: the new column is written");
+    bx_store_close(&st);
+    free(path);
+}
+
 int main(void)
 {
     bx_log_level = BX_LOG_ERROR;   /* the failures planted here log errors; that is expected */
@@ -889,6 +926,7 @@ int main(void)
     t_check_api();
     t_check_raw();
     t_check_only();
+    t_migration();
     t_volume();
 
     rm_tree(s_dir);
