@@ -98,19 +98,23 @@ static void s_event(void *ud, const bx_event_t *ev)
              is_service ? ev->channel : "");
     bx_buf_t b;
     bx_buf_init(&b);
-    bx_buf_printf(&b, "{\"v\":1,\"event\":\"%s\",\"time\":%lld,\"seq\":%llu,\"clientId\":",
+    bx_buf_printf(&b, "{\"v\":1,\"event\":\"%s\",\"time\":%lld,\"seq\":%llu",
                   ev->kind, (long long)bx_wall_ms(), (unsigned long long)++a->event_seq);
-    bx_buf_put_json_string(&b, ev->client_id, strlen(ev->client_id));
+    if (ev->client_id) {   /* a refused handshake has none */
+        bx_buf_puts(&b, ",\"clientId\":");
+        bx_buf_put_json_string(&b, ev->client_id, strlen(ev->client_id));
+    }
     if (ev->channel) {
         bx_buf_puts(&b, ",\"channel\":");
         bx_buf_put_json_string(&b, ev->channel, strlen(ev->channel));
     }
     if (ev->reason)
         bx_buf_printf(&b, ",\"reason\":\"%s\"", ev->reason);
-    if (strcmp(ev->kind, "session.created") == 0) {
-        bx_buf_printf(&b, ",\"ack\":%s,\"address\":", ev->ack ? "true" : "false");
-        const char *addr = ev->address ? ev->address : "";
-        bx_buf_put_json_string(&b, addr, strlen(addr));
+    if (strcmp(ev->kind, "session.created") == 0)
+        bx_buf_printf(&b, ",\"ack\":%s", ev->ack ? "true" : "false");
+    if (ev->address) {
+        bx_buf_puts(&b, ",\"address\":");
+        bx_buf_put_json_string(&b, ev->address, strlen(ev->address));
     }
     if (is_service) {
         if (ev->id) {

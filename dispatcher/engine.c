@@ -198,15 +198,17 @@ static void s_reply_unknown(s_req_t *r, const char *id, const char *channel, int
 /* A refusal: counted, told to the event stream, answered with its error.
  * advice: the reconnect advice to add, or NULL. */
 static void s_refuse(s_req_t *r, int why, const bx_session_t *s, const char *id,
-                     const char *channel, json_object *subscription, const bx_tsync_t *t,
-                     const char *advice)
+                     const char *channel, json_object *subscription, const char *refused,
+                     const bx_tsync_t *t, const char *advice)
 {
     bx_engine_t *e = r->e;
     e->refused[why]++;
     if (e->event) {
+        /* The event names what was refused: the subscribed channel, not
+         * /meta/subscribe. */
         bx_event_t ev = { .kind = "refused", .client_id = s ? s->id : NULL,
-                          .channel = channel, .reason = s_refusal_errors[why],
-                          .address = r->addr };
+                          .channel = refused ? refused : channel,
+                          .reason = s_refusal_errors[why], .address = r->addr };
         e->event(e->event_ud, &ev);
     }
     bx_buf_t *b = &r->replies;
@@ -284,7 +286,8 @@ static void s_handshake(s_req_t *r, json_object *msg, const char *id, const bx_t
         if (rc != BX_TOKEN_OK && (has || e->cfg.auth == BX_AUTH_REQUIRED)) {
             bx_info(TAG, "handshake from %s refused: %s", *r->addr ? r->addr : "?",
                     has ? bx_token_strerror(rc) : "no token");
-            s_refuse(r, BX_REFUSED_HANDSHAKE, NULL, id, "/meta/handshake", NULL, t, "none");
+            s_refuse(r, BX_REFUSED_HANDSHAKE, NULL, id, "/meta/handshake", NULL, NULL, t,
+                     "none");
             return;
         }
         if (rc != BX_TOKEN_OK)
@@ -292,7 +295,8 @@ static void s_handshake(s_req_t *r, json_object *msg, const char *id, const bx_t
     }
     if (e->cfg.max_sessions_per_address > 0 && *r->addr &&
         bx_state_address_count(e, r->addr) >= (size_t)e->cfg.max_sessions_per_address) {
-        s_refuse(r, BX_REFUSED_SESSIONS, NULL, id, "/meta/handshake", NULL, t, "handshake");
+        s_refuse(r, BX_REFUSED_SESSIONS, NULL, id, "/meta/handshake", NULL, NULL, t,
+                 "handshake");
         return;
     }
     bx_session_t *s = bx_state_session_new(e, browser, NULL);
@@ -509,7 +513,7 @@ static void s_subscription(s_req_t *r, json_object *msg, const char *id, const c
                  !bx_rules_allow(r->e->rules, BX_OP_CREATE, name, s->subject))
             why = BX_REFUSED_CREATE;
         if (why >= 0) {
-            s_refuse(r, why, s, id, channel, sub, t, NULL);
+            s_refuse(r, why, s, id, channel, sub, name, t, NULL);
             free(names);
             return;
         }
@@ -576,7 +580,7 @@ static int s_publish_refused(s_req_t *r, bx_session_t *s, json_object *msg, cons
     }
     if (why < 0)
         return 0;
-    s_refuse(r, why, s, id, channel, NULL, NULL, NULL);
+    s_refuse(r, why, s, id, channel, NULL, NULL, NULL, NULL);
     return 1;
 }
 

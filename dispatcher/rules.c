@@ -207,23 +207,29 @@ static int s_overlap(char **segs, int n, int wild, const s_rule_t *r)
     return 1;
 }
 
-static int s_who_allows(const bx_rules_t *rs, s_who_t who, int authenticated)
+/* May a wildcard subscription p (split like a rule) reach the channels of
+ * rule r? subject: only if p fixes r's template segment to the subject. */
+static int s_who_allows(const bx_rules_t *rs, const s_rule_t *r, const s_rule_t *p,
+                        const char *subject)
 {
-    switch (who) {
+    switch (r->who[BX_OP_SUBSCRIBE]) {
     case WHO_ANYONE:
         return 1;
     case WHO_AUTHENTICATED:
-        return authenticated;
+        return subject && *subject;
     case WHO_DEFAULT:
         return !rs->closed;
+    case WHO_SUBJECT:
+        return subject && *subject && r->tmpl < p->nsegs - (p->wild ? 1 : 0) &&
+               strcmp(p->segs[r->tmpl], subject) == 0;
     default:
-        return 0;   /* nobody; subject: a wildcard cannot prove it for all */
+        return 0;
     }
 }
 
 /* A wildcard subscription reaches the channels of every rule it overlaps:
- * each of those must let anyone (or any authenticated session) in. */
-static int s_wild_allowed(const bx_rules_t *rs, const char *pattern, int authenticated)
+ * each of those must let this session in, for all of them. */
+static int s_wild_allowed(const bx_rules_t *rs, const char *pattern, const char *subject)
 {
     s_rule_t p;
     char err[8];
@@ -235,7 +241,7 @@ static int s_wild_allowed(const bx_rules_t *rs, const char *pattern, int authent
     int ok = 1;
     for (int i = 0; ok && p.wild && i < rs->n; i++)
         if (s_overlap(p.segs, p.nsegs, p.wild, &rs->rules[i]))
-            ok = s_who_allows(rs, rs->rules[i].who[BX_OP_SUBSCRIBE], authenticated);
+            ok = s_who_allows(rs, &rs->rules[i], &p, subject);
     s_rule_free(&p);
     return ok;
 }
@@ -244,7 +250,7 @@ int bx_rules_allow(const bx_rules_t *rs, bx_op_t op, const char *channel, const 
 {
     int authenticated = subject && *subject;
     if (rs && op == BX_OP_SUBSCRIBE && strchr(channel, '*') &&
-        !s_wild_allowed(rs, channel, authenticated))
+        !s_wild_allowed(rs, channel, subject))
         return 0;
     s_who_t who = WHO_DEFAULT;
     const char *bound = NULL;

@@ -13,7 +13,8 @@
 // nobody). A rule silent on create lets whoever it lets subscribe or
 // publish create the channel. A wildcard
 // subscription must also be allowed by every rule whose channels it could
-// reach, so /** cannot collect what /user/{id}/** keeps to its owner.
+// reach, so /** cannot collect what /user/{id}/** keeps to its owner
+// (/user/alice/** is alice's, since it fixes the template to her).
 #ifndef BX_RULES_H
 #define BX_RULES_H
 

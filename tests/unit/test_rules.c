@@ -45,9 +45,11 @@ static void t_closed(void)
     ok(!bx_rules_allow(r, SUB, "/**", "alice"), "/** reaches /admin and /user: refused");
     ok(bx_rules_allow(r, SUB, "/chat/*", ""), "/chat/* stays inside /chat/**: anyone");
     ok(bx_rules_allow(r, SUB, "/chat/**", ""), "/chat/** itself");
-    ok(!bx_rules_allow(r, SUB, "/user/alice/*", "alice"),
-       "/user/alice/*: a wildcard never proves the subject (subscribe by name)");
-    ok(!bx_rules_allow(r, SUB, "/user/alice/*", "bob"), "but not bob's");
+    ok(bx_rules_allow(r, SUB, "/user/alice/*", "alice"),
+       "/user/alice/*: every channel it reaches is alice's");
+    ok(bx_rules_allow(r, SUB, "/user/alice/**", "alice"), "/user/alice/** too");
+    ok(!bx_rules_allow(r, SUB, "/user/alice/*", "bob"), "but not for bob");
+    ok(!bx_rules_allow(r, SUB, "/user/alice/**", ""), "nor anonymously");
     bx_rules_free(&r);
     ok(r == NULL, "freed");
 }
