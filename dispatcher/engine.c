@@ -836,7 +836,18 @@ void bx_engine_stats_json(const bx_engine_t *e, bx_buf_t *b)
 {
     bx_engine_stats_t st;
     bx_engine_stats(e, &st);
-    bx_buf_printf(b, "{\"sessions\":%zu,\"channels\":%zu,\"parked\":%zu,"
+    /* Queue depths: what waits for clients, in all and at the worst. */
+    uint64_t queued = 0, deepest = 0;
+    size_t pos = 0;
+    bx_session_t *s;
+    while ((s = bx_map_next(e->sessions, &pos, NULL, NULL)) != NULL) {
+        queued += s->queue.count;
+        if (s->queue.count > deepest)
+            deepest = s->queue.count;
+    }
+    bx_buf_printf(b, "{\"queued\":%llu,\"queue_max\":%llu,", (unsigned long long)queued,
+                  (unsigned long long)deepest);
+    bx_buf_printf(b, "\"sessions\":%zu,\"channels\":%zu,\"parked\":%zu,"
                   "\"published\":%llu,\"delivered\":%llu,\"dropped\":%llu,"
                   "\"overflowed\":%llu,\"expired\":%llu,\"acked\":%llu,\"replayed\":%llu,"
                   "\"histories\":%zu,\"refused\":{",

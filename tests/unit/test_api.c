@@ -387,6 +387,7 @@ static void t_stats_channel(void)
     json_object *d = field(elem("/bayeux/stats", 0), "data");
     is_int(d ? json_object_get_int64(field(d, "sessions")) : -1, 1, "with the session count");
     ok(field(d, "refused") != NULL, "and the refusals");
+    ok(field(d, "queued") && field(d, "queue_max"), "and the queue depths");
 }
 
 int main(void)
