@@ -4,9 +4,12 @@
 #include "channel.h"
 #include "sha256.h"
 
+#include <errno.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "util.h"
 
 #define SIG_CHARS 43   /* base64url of a 32-byte MAC, unpadded */
 #define JSON_DEPTH 16  /* json-c nesting budget for the payload (unknown fields may nest) */
@@ -282,4 +285,38 @@ const char *bx_token_strerror(int err)
     default:
         return "unknown token error";
     }
+}
+
+int bx_token_secret_load(const char *inline_secret, const char *file, char *buf,
+                         size_t buflen, size_t *len, char *err, size_t errlen)
+{
+    *len = 0;
+    if (inline_secret && *inline_secret && file && *file) {
+        bx_errf(err, errlen, "auth-secret and auth-secret-file: give one of them");
+        return -1;
+    }
+    if (file && *file) {
+        FILE *f = fopen(file, "r");
+        if (!f) {
+            bx_errf(err, errlen, "auth-secret-file: %s: %s", file, strerror(errno));
+            return -1;
+        }
+        *len = fread(buf, 1, buflen, f);
+        fclose(f);
+        if (*len == buflen) {
+            bx_errf(err, errlen, "auth-secret-file: %s: longer than %zu bytes", file,
+                    buflen - 1);
+            return -1;
+        }
+        while (*len > 0 && (buf[*len - 1] == '\n' || buf[*len - 1] == '\r'))
+            (*len)--;
+    } else if (inline_secret) {
+        *len = strlen(inline_secret);
+        if (*len >= buflen) {
+            bx_errf(err, errlen, "auth-secret: longer than %zu bytes", buflen - 1);
+            return -1;
+        }
+        memcpy(buf, inline_secret, *len);
+    }
+    return 0;
 }

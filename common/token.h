@@ -81,6 +81,14 @@ int bx_token_verify(const void *secret, size_t secretlen, const char *token, int
 /* A short English description of a bx_token_err_t, for logs; never NULL. */
 const char *bx_token_strerror(int err);
 
+/* The shared key from the config: inline (auth-secret) or a file
+ * (auth-secret-file, whose trailing CR and LF bytes are not part of it); at
+ * most one of them may be non-empty. Writes it into buf (buflen bytes) and
+ * its length into *len (0 when neither is given). Returns 0, or -1 with a
+ * message in err. */
+int bx_token_secret_load(const char *inline_secret, const char *file, char *buf,
+                         size_t buflen, size_t *len, char *err, size_t errlen);
+
 /* True if s (len bytes) is a valid token subject (see above). */
 int bx_token_subject_ok(const char *s, size_t len);
 

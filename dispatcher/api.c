@@ -134,7 +134,8 @@ bx_api_err_t bx_engine_session(bx_engine_t *e, const char *client_id, bx_session
         return BX_API_UNKNOWN_CLIENT;
     bx_session_info_t si;
     s_info(s, &si);
-    fn(ud, &si);
+    if (fn)
+        fn(ud, &si);
     for (uint32_t i = 0; i < s->nsubs && sub; i++)
         sub(ud, s->subs[i].ch->name);
     return BX_API_OK;

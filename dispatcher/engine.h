@@ -226,7 +226,8 @@ typedef void (*bx_name_fn)(void *ud, const char *name);
 
 /* Calls fn for each session, at most limit (0: all). Returns the count. */
 size_t bx_engine_sessions(bx_engine_t *e, size_t limit, bx_session_fn fn, void *ud);
-/* One session's figures and subscriptions. BX_API_UNKNOWN_CLIENT if none. */
+/* One session's figures (fn) and subscriptions (sub); either may be NULL.
+ * BX_API_UNKNOWN_CLIENT if there is no such session. */
 bx_api_err_t bx_engine_session(bx_engine_t *e, const char *client_id, bx_session_fn fn,
                                bx_name_fn sub, void *ud);
 /* The sessions a publish to channel (a plain name) would reach. */

@@ -9,6 +9,7 @@
 #include "bayeux.h"
 #include "channel.h"
 #include "rules.h"
+#include "token.h"
 
 const char *const bx_dopts_foreign[] = {
     "listen", "listen-mode", "listen-backlog", "workers", "request-timeout",
@@ -125,41 +126,13 @@ const bx_option_t *bx_dopts_init(bx_dopts_t *o)
     return table;
 }
 
-/* Reads the token key from auth-secret or auth-secret-file into o->secret;
- * with auth on, one of them must give 16 bytes or more. */
+/* Reads the token key into o->secret; with auth on, it must have 16 bytes
+ * or more. */
 static int s_secret(bx_dopts_t *o, char *err, size_t errlen)
 {
-    o->secret_len = 0;
-    if (*o->auth_secret && *o->auth_secret_file) {
-        snprintf(err, errlen, "auth-secret and auth-secret-file: give one of them");
+    if (bx_token_secret_load(o->auth_secret, o->auth_secret_file, o->secret, sizeof o->secret,
+                             &o->secret_len, err, errlen) != 0)
         return -1;
-    }
-    if (*o->auth_secret_file) {
-        FILE *f = fopen(o->auth_secret_file, "r");
-        if (!f) {
-            snprintf(err, errlen, "auth-secret-file: %s: %s", o->auth_secret_file,
-                     strerror(errno));
-            return -1;
-        }
-        o->secret_len = fread(o->secret, 1, sizeof o->secret, f);
-        int big = o->secret_len == sizeof o->secret;
-        fclose(f);
-        if (big) {
-            snprintf(err, errlen, "auth-secret-file: %s: longer than %zu bytes",
-                     o->auth_secret_file, sizeof o->secret - 1);
-            return -1;
-        }
-        while (o->secret_len > 0 && (o->secret[o->secret_len - 1] == '\n' ||
-                                     o->secret[o->secret_len - 1] == '\r'))
-            o->secret_len--;
-    } else {
-        o->secret_len = strlen(o->auth_secret);
-        if (o->secret_len >= sizeof o->secret) {
-            snprintf(err, errlen, "auth-secret: longer than %zu bytes", sizeof o->secret - 1);
-            return -1;
-        }
-        memcpy(o->secret, o->auth_secret, o->secret_len);
-    }
     if (strcmp(o->auth, "off") != 0 && strcmp(o->auth, "optional") != 0 &&
         strcmp(o->auth, "required") != 0) {
         snprintf(err, errlen, "auth: expected off, optional or required, not \"%s\"", o->auth);

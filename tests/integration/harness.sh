@@ -35,7 +35,8 @@
 # Exported to the tests: BX_URL BX_SERVER BX_TIMEOUT_MS BX_MAX_INTERVAL_MS
 #   BX_TMP BX_PORT BX_ORIGIN BX_DOCROOT BX_DISPATCHER BX_DISPATCHER_LOG
 #   BX_BAYEUXD BX_DISPATCHER_PIDFILE BX_DATABASE BX_HISTORY BX_CTL, and
-#   BX_APP BX_EVENTS (bayeuxd's app endpoint and event stream, docs/backend.md).
+#   BX_APP BX_EVENTS (bayeuxd's app endpoint and event stream, docs/backend.md),
+#   BX_BAYEUXCTL (the bayeuxctl built beside bayeuxd).
 #
 # BX_CTL is a script the tests use to kill and restart each piece (see
 # bx_ctl below): "$BX_CTL kill-dispatcher KILL", "$BX_CTL start-dispatcher
@@ -608,9 +609,10 @@ bx_harness() {
     BX_ORIGIN=http://127.0.0.1:$BX_PORT
     BX_SERVER=$server
     BX_BAYEUXD=$bayeuxd
+    BX_BAYEUXCTL=$top_builddir/bayeuxctl
     export BX_URL BX_ORIGIN BX_PORT BX_SERVER BX_TIMEOUT_MS BX_MAX_INTERVAL_MS BX_TMP \
         BX_DOCROOT BX_DISPATCHER BX_DISPATCHER_LOG BX_DISPATCHER_PIDFILE BX_BAYEUXD \
-        BX_DATABASE BX_HISTORY BX_CTL BX_APP BX_EVENTS
+        BX_DATABASE BX_HISTORY BX_CTL BX_APP BX_EVENTS BX_BAYEUXCTL
     echo "# $server on $BX_URL, state in $BX_TMP"
 
     # Bounded: a hung test must not hold CI forever. In the background so

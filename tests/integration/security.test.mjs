@@ -414,6 +414,20 @@ opts(40000), async (t) => {
     const payload = JSON.parse(Buffer.from(py.split('.')[1], 'base64url').toString());
     assert.equal(payload.sub, 'user-42.eu@example.com');
     await session(t, 'node token', tok(payload.sub, { exp: payload.exp, iat: payload.iat }));
+
+    // ... and one from "bayeuxctl token", reading the same file from a config.
+    const ctl = process.env.BX_BAYEUXCTL;
+    assert.ok(ctl && fs.existsSync(ctl), `bayeuxctl built beside bayeuxd (${ctl})`);
+    {
+        const conf = path.join(BX_TMP, uniq('ctl') + '.conf');
+        fs.writeFileSync(conf, `auth = required\nauth-secret-file = ${secretFile}\n`);
+        const minted = execFileSync(ctl, ['--config', conf, 'token', 'carol', '120'],
+            { encoding: 'utf8' }).trim();
+        const p2 = JSON.parse(Buffer.from(minted.split('.')[1], 'base64url').toString());
+        assert.equal(p2.sub, 'carol', 'bayeuxctl token: the subject');
+        assert.ok(p2.exp > now() + 100 && p2.exp <= now() + 121, 'bayeuxctl token: the expiry');
+        await session(t, 'bayeuxctl token', minted);
+    }
 });
 
 test('auth=optional: no token is an anonymous session, a bad token is refused',

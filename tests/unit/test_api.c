@@ -200,6 +200,10 @@ static void t_queries_and_kick(void)
     is_int(si.subscriptions, 2, "two subscriptions");
     is_int(bx_engine_session(g_e, "zzz", info_copy, NULL, &si), BX_API_UNKNOWN_CLIENT,
            "unknown session");
+    n = 0;
+    is_int(bx_engine_session(g_e, a, NULL, name_count, &n), BX_API_OK,
+           "session: subscriptions only, no figures");
+    is_int(n, 2, "its two subscriptions");
 
     /* Kick: the held connect ends with reconnect none. */
     uint64_t held = mconnect("bb", b, NULL);
