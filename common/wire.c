@@ -30,6 +30,7 @@ int bx_wire_frames_for(uint8_t type)
     case BX_WIRE_CANCEL: return BX_WIRE_CANCEL_FRAMES;
     case BX_WIRE_REPLY: return BX_WIRE_REPLY_FRAMES;
     case BX_WIRE_HELLO: return BX_WIRE_HELLO_FRAMES;
+    case BX_WIRE_NOTE: return BX_WIRE_NOTE_FRAMES;
     default: return -1;
     }
 }

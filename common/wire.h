@@ -5,7 +5,7 @@
  *
  *   frame 0  header, exactly BX_WIRE_HDR_LEN bytes (little-endian):
  *              u8  version   BX_WIRE_VERSION
- *              u8  type      BX_WIRE_REQUEST / _CANCEL / _REPLY / _HELLO
+ *              u8  type      BX_WIRE_REQUEST / _CANCEL / _REPLY / _HELLO / _NOTE
  *              u8  transport BX_TRANSPORT_* (request) or 0
  *              u8  flags     reserved, 0
  *              u32 status    HTTP status (reply), else 0
@@ -23,6 +23,9 @@
  *              not 200
  *   HELLO (responder -> dispatcher), 1 frame after the header:
  *     frame 1  "pid=<pid>" for the dispatcher's log; sent at start.
+ *   NOTE (responder -> dispatcher): header only. The responder refused a
+ *     request itself (status: the HTTP status it answered, 400, 413...), so
+ *     the dispatcher's stats count refusals it never saw.
  *
  * A frame count or header that does not match is dropped and logged by the
  * receiver: a version mismatch must never crash either side.
@@ -40,7 +43,8 @@ enum {
     BX_WIRE_REQUEST = 'Q',
     BX_WIRE_CANCEL = 'C',
     BX_WIRE_REPLY = 'R',
-    BX_WIRE_HELLO = 'H'
+    BX_WIRE_HELLO = 'H',
+    BX_WIRE_NOTE = 'N'
 };
 
 enum {
@@ -53,6 +57,7 @@ enum {
 #define BX_WIRE_CANCEL_FRAMES 0
 #define BX_WIRE_REPLY_FRAMES 2
 #define BX_WIRE_HELLO_FRAMES 1
+#define BX_WIRE_NOTE_FRAMES 0
 
 typedef struct {
     uint8_t version;

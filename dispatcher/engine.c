@@ -832,6 +832,16 @@ void bx_engine_stats(const bx_engine_t *e, bx_engine_stats_t *st)
                  (size_t)e->capheap * sizeof(*e->heap);
 }
 
+static const int s_http_codes[4] = { 400, 405, 413, 414 };
+
+void bx_engine_note_http(bx_engine_t *e, int status)
+{
+    int i = 0;
+    while (i < 4 && s_http_codes[i] != status)
+        i++;
+    e->http_refused[i]++;
+}
+
 void bx_engine_stats_json(const bx_engine_t *e, bx_buf_t *b)
 {
     bx_engine_stats_t st;
@@ -858,6 +868,13 @@ void bx_engine_stats_json(const bx_engine_t *e, bx_buf_t *b)
     for (int i = 0; i < BX_REFUSAL_COUNT; i++)
         bx_buf_printf(b, "%s\"%s\":%llu", i ? "," : "", bx_refusal_names[i],
                       (unsigned long long)st.refused[i]);
+    /* What the responders refused before it reached bayeuxd: too large,
+     * too many messages, not JSON... (HTTP status). */
+    bx_buf_puts(b, "},\"http_refused\":{");
+    for (int i = 0; i < 4; i++)
+        bx_buf_printf(b, "\"%d\":%llu,", s_http_codes[i],
+                      (unsigned long long)e->http_refused[i]);
+    bx_buf_printf(b, "\"other\":%llu", (unsigned long long)e->http_refused[4]);
     bx_buf_putc(b, '}');
     if (e->store) {
         bx_store_stats_t ss;

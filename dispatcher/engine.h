@@ -182,6 +182,10 @@ typedef struct {
 
 void bx_engine_stats(const bx_engine_t *e, bx_engine_stats_t *st);
 
+/* A responder refused a request itself with this HTTP status (400, 413,
+ * 414, 405...): counted in the stats' http_refused. */
+void bx_engine_note_http(bx_engine_t *e, int status);
+
 /* The stats as one JSON object (what the stats op and the stats channel
  * say; the store's figures included when there is one). */
 void bx_engine_stats_json(const bx_engine_t *e, bx_buf_t *b);

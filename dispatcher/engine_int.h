@@ -127,6 +127,7 @@ struct bx_engine {
     bx_map_t *hist;            /* channel name -> bx_hist_t (owned) */
     uint64_t published, delivered, dropped, overflowed, expired, acked, replayed;
     uint64_t refused[BX_REFUSAL_COUNT];
+    uint64_t http_refused[5];  /* by the responders: 400, 405, 413, 414, other */
     bx_map_t *addresses;       /* client address -> live sessions (uintptr) */
     bx_rules_t *rules;         /* channel rules (always set) */
     int64_t next_stats;        /* when the stats channel hears next */

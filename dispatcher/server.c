@@ -150,6 +150,9 @@ static void s_handle(bx_server_t *srv, const bx_wire_msg_t *m, int64_t now)
         bx_info(TAG, "responder connected (%.*s)", (int)m->part_len[0], m->part[0]);
         s_peer(srv, m->identity, m->idlen);
         break;
+    case BX_WIRE_NOTE:
+        bx_engine_note_http(srv->engine, (int)m->hdr.status);
+        break;
     default:
         srv->bad_frames++;
         bx_warn(TAG, "unexpected message type %u from a responder", m->hdr.type);

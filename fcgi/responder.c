@@ -287,6 +287,13 @@ static void s_send_hello(bx_responder_t *r)
         bx_warn(TAG, "hello not sent: %s", zmq_strerror(errno));
 }
 
+/* Tells the dispatcher's stats of a request refused here (400, 413...). */
+static void s_send_note(bx_responder_t *r, int status)
+{
+    bx_wire_hdr_t h = { .type = BX_WIRE_NOTE, .status = (uint32_t)status };
+    bx_wire_send(r->dealer, NULL, 0, &h, NULL, 0, ZMQ_DONTWAIT);   /* best effort */
+}
+
 static void s_on_reply(bx_responder_t *r, const bx_wire_msg_t *m)
 {
     s_req_t *q;
@@ -534,6 +541,8 @@ static void s_serve(bx_responder_t *r, int fd)
     bx_buf_init(&resp);
     bx_http_write_immediate(&resp, &r->o.http, &q->http);
     s_fcgi_respond(fd, q->fcgi_id, &resp);
+    if (q->http.status >= 400)
+        s_send_note(r, q->http.status);
     bx_buf_free(&resp);
     bx_http_req_clear(&q->http);
     free(q);

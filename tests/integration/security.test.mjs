@@ -21,7 +21,7 @@ import path from 'node:path';
 
 import {
     BX_URL, BX_TMP, TIMEOUT_MS, opts, uniq, sleep, until, withTimeout, rawClient,
-    useDispatcherFlags, newCometD, cometdConnected, cometdSubscribe,
+    useDispatcherFlags, newCometD, cometdConnected, cometdSubscribe, httpRequest,
 } from './lib.mjs';
 
 const T = TIMEOUT_MS;
@@ -796,3 +796,26 @@ test('stats-channel: bayeuxd publishes the stats every stats-interval', opts(), 
     const gap = got[1].at - got[0].at;
     assert.ok(gap >= 500 && gap <= 2500, `interval ${gap} ms (1 s)`);
 });
+
+test('what the responders refuse (bad JSON, too many messages, too large) is counted by bayeuxd',
+    zopts(), async (t) => {
+        const before = (await appRequest({ op: 'stats' })).http_refused;
+        assert.ok(before, 'the stats have http_refused');
+        const post = (body) => httpRequest(BX_URL, {
+            method: 'POST', headers: { 'Content-Type': 'application/json' }, body });
+        const bad = await post('[{"channel":');
+        assert.equal(bad.status, 400, 'malformed JSON: 400');
+        const many = await post(JSON.stringify(Array.from({ length: 1001 },
+            () => ({ channel: '/meta/connect' }))));
+        assert.equal(many.status, 400, 'more than max-messages: 400');
+        const big = await post('[' + ' '.repeat(300 * 1024) + ']');
+        assert.equal(big.status, 413, 'larger than max-body: 413');
+        // The notes travel to bayeuxd without a reply: wait until counted.
+        let after;
+        for (const deadline = Date.now() + 5000; Date.now() < deadline; await sleep(50)) {
+            after = (await appRequest({ op: 'stats' })).http_refused;
+            if (after['400'] >= before['400'] + 2 && after['413'] >= before['413'] + 1) break;
+        }
+        assert.equal(after['400'] - before['400'], 2, 'two 400s counted');
+        assert.equal(after['413'] - before['413'], 1, 'one 413 counted');
+    });
