@@ -176,3 +176,81 @@ bx_api_err_t bx_engine_subscribers(bx_engine_t *e, const char *channel, bx_name_
         *count = x.count;
     return BX_API_OK;
 }
+
+/* ---- stats ---- */
+
+void bx_engine_stats(const bx_engine_t *e, bx_engine_stats_t *st)
+{
+    memset(st, 0, sizeof *st);
+    st->sessions = bx_map_count(e->sessions);
+    st->channels = bx_map_count(e->channels);
+    st->parked = e->nheap;
+    st->published = e->published;
+    st->delivered = e->delivered;
+    st->dropped = e->dropped;
+    st->overflowed = e->overflowed;
+    st->expired = e->expired;
+    st->acked = e->acked;
+    st->replayed = e->replayed;
+    st->histories = bx_map_count(e->hist);
+    memcpy(st->refused, e->refused, sizeof st->refused);
+    st->memory = bx_map_memory(e->sessions) + bx_map_memory(e->channels) +
+                 bx_map_memory(e->parked) + st->sessions * sizeof(bx_session_t) +
+                 (size_t)e->capheap * sizeof(*e->heap);
+}
+
+static const int s_http_codes[4] = { 400, 405, 413, 414 };
+
+void bx_engine_note_http(bx_engine_t *e, int status)
+{
+    int i = 0;
+    while (i < 4 && s_http_codes[i] != status)
+        i++;
+    e->http_refused[i]++;
+}
+
+void bx_engine_stats_json(const bx_engine_t *e, bx_buf_t *b)
+{
+    bx_engine_stats_t st;
+    bx_engine_stats(e, &st);
+    /* Queue depths: what waits for clients, in all and at the worst. */
+    uint64_t queued = 0, deepest = 0;
+    size_t pos = 0;
+    bx_session_t *s;
+    while ((s = bx_map_next(e->sessions, &pos, NULL, NULL)) != NULL) {
+        queued += s->queue.count;
+        if (s->queue.count > deepest)
+            deepest = s->queue.count;
+    }
+    bx_buf_printf(b, "{\"queued\":%llu,\"queue_max\":%llu,", (unsigned long long)queued,
+                  (unsigned long long)deepest);
+    bx_buf_printf(b, "\"sessions\":%zu,\"channels\":%zu,\"parked\":%zu,"
+                  "\"published\":%llu,\"delivered\":%llu,\"dropped\":%llu,"
+                  "\"overflowed\":%llu,\"expired\":%llu,\"acked\":%llu,\"replayed\":%llu,"
+                  "\"histories\":%zu,\"refused\":{",
+                  st.sessions, st.channels, st.parked, (unsigned long long)st.published,
+                  (unsigned long long)st.delivered, (unsigned long long)st.dropped,
+                  (unsigned long long)st.overflowed, (unsigned long long)st.expired,
+                  (unsigned long long)st.acked, (unsigned long long)st.replayed, st.histories);
+    for (int i = 0; i < BX_REFUSAL_COUNT; i++)
+        bx_buf_printf(b, "%s\"%s\":%llu", i ? "," : "", bx_refusal_names[i],
+                      (unsigned long long)st.refused[i]);
+    /* What the responders refused before it reached bayeuxd: too large,
+     * too many messages, not JSON... (HTTP status). */
+    bx_buf_puts(b, "},\"http_refused\":{");
+    for (int i = 0; i < 4; i++)
+        bx_buf_printf(b, "\"%d\":%llu,", s_http_codes[i],
+                      (unsigned long long)e->http_refused[i]);
+    bx_buf_printf(b, "\"other\":%llu", (unsigned long long)e->http_refused[4]);
+    bx_buf_putc(b, '}');
+    if (e->store) {
+        bx_store_stats_t ss;
+        bx_store_stats(e->store, &ss);
+        bx_buf_printf(b, ",\"store\":{\"commits\":%llu,\"writes\":%llu,\"failures\":%llu,"
+                      "\"commit_us_last\":%lld,\"commit_us_max\":%lld}",
+                      (unsigned long long)ss.commits, (unsigned long long)ss.writes,
+                      (unsigned long long)ss.failures, (long long)ss.commit_us_last,
+                      (long long)ss.commit_us_max);
+    }
+    bx_buf_putc(b, '}');
+}
