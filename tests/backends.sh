@@ -7,7 +7,7 @@
 # in tests/integration/backend.test.mjs. TAP; a check whose tool is missing
 # (python3-zmq, php-zmq) is skipped with the reason.
 # shellcheck disable=SC2016,SC2317 # bash -c scripts take $1 from their arguments;
-# the check functions are called through ok(), which shellcheck cannot see.
+# the check functions are called through check(), which shellcheck cannot see.
 set -u
 top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
 top_builddir=${top_builddir:-$PWD}
@@ -15,7 +15,6 @@ ctl=$top_builddir/bayeuxctl
 bayeuxd=$top_builddir/bayeuxd
 fcgi=$top_builddir/bayeux-fcgi
 backends=$top_srcdir/contrib/backends
-n=0
 tmp=$(mktemp -d)
 dpid=
 cleanup() {
@@ -26,23 +25,14 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
+# shellcheck source=tests/tap.sh
+. "$top_srcdir/tests/tap.sh"
 
 if [ ! -x "$ctl" ] || [ ! -x "$bayeuxd" ] || [ ! -x "$fcgi" ]; then
     echo "Bail out! no bayeuxctl, bayeuxd or bayeux-fcgi in $top_builddir (run make)"
     exit 1
 fi
 
-ok() {      # ok DESCRIPTION COMMAND...: the command succeeds
-    local desc=$1
-    shift
-    n=$((n + 1))
-    if "$@" >"$tmp/out" 2>&1; then
-        echo "ok $n - $desc"
-    else
-        echo "not ok $n - $desc"
-        sed 's/^/# /' "$tmp/out"
-    fi
-}
 
 skip() {    # skip DESCRIPTION REASON
     n=$((n + 1))
@@ -84,25 +74,25 @@ help_lists_all() {
         grep -q -- "$cmd" "$tmp/help" || { echo "--help lacks $cmd"; return 1; }
     done
 }
-ok "--help lists every command, option and exit status" help_lists_all
-ok "--version" bash -c '"$1" --version | grep -q "^bayeuxctl [0-9]"' _ "$ctl"
-ok "no command: usage, exit 2" status 2 "${c[@]}"
-ok "unknown command: exit 2" stderr_is 2 "unknown command" "${c[@]}" frobnicate
-ok "unknown option: exit 2" stderr_is 2 "unknown option" "${c[@]}" --frob stats
-ok "missing argument: exit 2" stderr_is 2 "usage" "${c[@]}" deliver someone
-ok "extra argument: exit 2" stderr_is 2 "usage" "${c[@]}" stats now
-ok "a pattern where a channel is needed: exit 2" stderr_is 2 "pattern" "${c[@]}" publish '/a/**' 1
-ok "not a channel name: exit 2" stderr_is 2 "not a channel" "${c[@]}" subscribers 'a/b'
-ok "DATA not JSON: exit 2 before any socket" \
+check "--help lists every command, option and exit status" help_lists_all
+check "--version" bash -c '"$1" --version | grep -q "^bayeuxctl [0-9]"' _ "$ctl"
+check "no command: usage, exit 2" status 2 "${c[@]}"
+check "unknown command: exit 2" stderr_is 2 "unknown command" "${c[@]}" frobnicate
+check "unknown option: exit 2" stderr_is 2 "unknown option" "${c[@]}" --frob stats
+check "missing argument: exit 2" stderr_is 2 "usage" "${c[@]}" deliver someone
+check "extra argument: exit 2" stderr_is 2 "usage" "${c[@]}" stats now
+check "a pattern where a channel is needed: exit 2" stderr_is 2 "pattern" "${c[@]}" publish '/a/**' 1
+check "not a channel name: exit 2" stderr_is 2 "not a channel" "${c[@]}" subscribers 'a/b'
+check "DATA not JSON: exit 2 before any socket" \
     stderr_is 2 "not JSON" "$ctl" --app "$nobody" --timeout 60000 publish /a '{"a":1,}'
-ok "DATA on stdin not JSON: exit 2" \
+check "DATA on stdin not JSON: exit 2" \
     stderr_is 2 "not JSON" bash -c 'printf "[1," | "$@"' _ "$ctl" --app "$nobody" publish /a -
-ok "a bad --timeout: exit 2" stderr_is 2 "timeout" "${c[@]}" --timeout soon stats
-ok "no bayeuxd: exit 3 after --timeout" \
+check "a bad --timeout: exit 2" stderr_is 2 "timeout" "${c[@]}" --timeout soon stats
+check "no bayeuxd: exit 3 after --timeout" \
     stderr_is 3 "no reply" "$ctl" --config /dev/null --app "$nobody" --timeout 200 stats
 
 # ---------------------------------------------------------------- config file
-ok "accepts the sample config" status 3 "$ctl" --config "$top_srcdir/contrib/bayeux.conf.sample" \
+check "accepts the sample config" status 3 "$ctl" --config "$top_srcdir/contrib/bayeux.conf.sample" \
     --app "$nobody" --timeout 100 stats
 # Every key either program declares (from its --help), as the shared file
 # may hold them: bayeuxctl must know them all as foreign keys.
@@ -112,10 +102,10 @@ all_keys_conf() {
     [ -s "$tmp/all.conf" ]
 }
 all_keys_conf
-ok "accepts every key of bayeuxd and bayeux-fcgi" \
+check "accepts every key of bayeuxd and bayeux-fcgi" \
     status 3 "$ctl" --config "$tmp/all.conf" --app "$nobody" --events "$nobody" --timeout 100 stats
 printf 'app-endpiont = %s\n' "$app" >"$tmp/typo.conf"
-ok "refuses an unknown key: exit 2" \
+check "refuses an unknown key: exit 2" \
     stderr_is 2 "unknown option" "$ctl" --config "$tmp/typo.conf" stats
 
 # ---------------------------------------------------------------- a live bayeuxd
@@ -128,22 +118,22 @@ for _ in $(seq 100); do
 done
 printf '# the shared file\ntimeout = 20s\napp-endpoint = "%s"\nevents-endpoint = %s\n' \
     "$app" "$events" >"$tmp/live.conf"
-ok "reads app-endpoint from the config file" \
+check "reads app-endpoint from the config file" \
     bash -c '"$1" --config "$2" stats | grep -q "\"op\":\"stats\",\"ok\":true"' _ \
     "$ctl" "$tmp/live.conf"
-ok "a flag wins over the file" \
+check "a flag wins over the file" \
     status 3 "$ctl" --config "$tmp/live.conf" --app "$nobody" --timeout 100 stats
-ok "publish: exit 0, the reply on stdout" \
+check "publish: exit 0, the reply on stdout" \
     bash -c '"$@" | grep -q "\"reached\":0"' _ "${c[@]}" publish /news '{"a":[1,2]}'
-ok "publish from stdin, --quiet prints nothing" \
+check "publish from stdin, --quiet prints nothing" \
     bash -c 'out=$(echo "{\"b\":1}" | "$@") && [ -z "$out" ]' _ "${c[@]}" --quiet publish /news -
-ok "publish to /service: refused, exit 1" \
+check "publish to /service: refused, exit 1" \
     stderr_is 1 "channel_denied" "${c[@]}" publish /service/x 1
-ok "deliver to an unknown clientId: exit 1" \
+check "deliver to an unknown clientId: exit 1" \
     stderr_is 1 "unknown_client" "${c[@]}" deliver nobody /x '"hi"'
-ok "disconnect an unknown clientId: exit 1" \
+check "disconnect an unknown clientId: exit 1" \
     stderr_is 1 "unknown_client" "${c[@]}" disconnect nobody
-ok "sessions, subscribers, stats" bash -c '"$@" sessions | grep -q "\"count\":0" &&
+check "sessions, subscribers, stats" bash -c '"$@" sessions | grep -q "\"count\":0" &&
     "$@" subscribers /news | grep -q "\"subscribers\":\[\]" &&
     "$@" stats | grep -q "\"published\":2"' _ "${c[@]}"
 events_stop() {
@@ -155,13 +145,13 @@ events_stop() {
     rc=$?
     [ "$rc" -eq 0 ] || { echo "exit $rc"; cat "$tmp/events.out"; return 1; }
 }
-ok "events: exits 0 on SIGTERM" events_stop TERM
-ok "events: exits 0 on SIGINT" events_stop INT
+check "events: exits 0 on SIGTERM" events_stop TERM
+check "events: exits 0 on SIGINT" events_stop INT
 
 # ---------------------------------------------------------------- the examples
-ok "publish.sh: bash -n" bash -n "$backends/publish.sh"
+check "publish.sh: bash -n" bash -n "$backends/publish.sh"
 printf '{"n":1}\n\nnot json\n[2]\n' >"$tmp/lines"
-ok "publish.sh: publishes the good lines, exit 2 for the bad one" \
+check "publish.sh: publishes the good lines, exit 2 for the bad one" \
     stderr_is 2 "2 published, 1 skipped" env BAYEUXCTL="$ctl" "$backends/publish.sh" \
     "--app=$app" /news "$tmp/lines"
 python=
@@ -172,7 +162,7 @@ for py in "${BX_PYTHON:-}" python3 /usr/bin/python3; do
     fi
 done
 if [ -n "$python" ]; then
-    ok "echo_service.py --bench publishes" bash -c '"$@" | grep -q "^published 50 in"' _ \
+    check "echo_service.py --bench publishes" bash -c '"$@" | grep -q "^published 50 in"' _ \
         "$python" "$backends/echo_service.py" --app "$app" --bench 50 /bench
 else
     skip "echo_service.py --bench publishes" "no python3 with pyzmq (Debian: python3-zmq)"
@@ -181,9 +171,9 @@ if ! command -v php >/dev/null 2>&1; then
     skip "publish.php: php -l" "php is not installed (Debian: php-cli)"
     skip "publish.php publishes" "php is not installed (Debian: php-cli, php-zmq)"
 else
-    ok "publish.php: php -l" php -l "$backends/publish.php"
+    check "publish.php: php -l" php -l "$backends/publish.php"
     if php -r 'exit(extension_loaded("zmq") ? 0 : 1);'; then
-        ok "publish.php publishes" bash -c '"$@" | grep -q "reached 0 session"' _ \
+        check "publish.php publishes" bash -c '"$@" | grep -q "reached 0 session"' _ \
             php "$backends/publish.php" /news '{"php":true}' "$app"
     else
         skip "publish.php publishes" "php has no zmq extension (Debian: php-zmq)"

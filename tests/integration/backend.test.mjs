@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import {
     BX_BAYEUXD, BX_SERVER, BX_TMP, MAX_INTERVAL_MS, TIMEOUT_MS, opts, uniq, sleep, until,
     withTimeout, rawClient, newCometD, cometdHandshake, cometdConnected, cometdSubscribe,
-    cometdUnsubscribe, cometdPublish, cometdDisconnect,
+    cometdUnsubscribe, cometdPublish, cometdDisconnect, onLines,
 } from './lib.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -105,17 +105,10 @@ class EventStream {
         this.exited = new Promise((resolve) => {
             this.child.on('close', (code, signal) => resolve({ code, signal }));
         });
-        let partial = '';
-        this.child.stdout.on('data', (d) => {
-            partial += d;
-            let nl;
-            while ((nl = partial.indexOf('\n')) >= 0) {
-                const line = partial.slice(0, nl);
-                partial = partial.slice(nl + 1);
-                const sp = line.indexOf(' ');
-                this.events.push({ topic: line.slice(0, sp), ev: JSON.parse(line.slice(sp + 1)),
-                    line });
-            }
+        onLines(this.child.stdout, (line) => {
+            const sp = line.indexOf(' ');
+            this.events.push({ topic: line.slice(0, sp), ev: JSON.parse(line.slice(sp + 1)),
+                line });
         });
         this.child.stderr.on('data', (d) => { this.stderr += d; });
         t.after(() => this.stop());

@@ -817,3 +817,18 @@ export function sequenceOf(nums) {
     }
     return { seen, dups, disorder };
 }
+
+// Calls fn with each line a child process prints on stream (without the
+// newline), as the lines arrive.
+export function onLines(stream, fn) {
+    let partial = '';
+    stream.on('data', (d) => {
+        partial += d;
+        let nl;
+        while ((nl = partial.indexOf('\n')) >= 0) {
+            const line = partial.slice(0, nl);
+            partial = partial.slice(nl + 1);
+            fn(line);
+        }
+    });
+}

@@ -21,7 +21,7 @@ import path from 'node:path';
 
 import {
     BX_URL, BX_TMP, TIMEOUT_MS, opts, uniq, sleep, until, withTimeout, rawClient,
-    useDispatcherFlags, newCometD, cometdConnected, cometdSubscribe, httpRequest,
+    useDispatcherFlags, newCometD, cometdConnected, cometdSubscribe, httpRequest, onLines,
 } from './lib.mjs';
 
 const T = TIMEOUT_MS;
@@ -185,26 +185,19 @@ class EventTap {
         this.child = spawn(PYTHON, [pyFile('bx_zmq_helper.py', PY_ZMQ), 'events', EVENTS],
             { stdio: ['ignore', 'pipe', 'pipe'] });
         this.exited = new Promise((resolve) => this.child.on('close', resolve));
-        let partial = '';
-        this.child.stdout.on('data', (d) => {
-            partial += d;
-            let nl;
-            while ((nl = partial.indexOf('\n')) >= 0) {
-                const line = partial.slice(0, nl);
-                partial = partial.slice(nl + 1);
-                if (line === 'ready') {
-                    this.ready = true;
-                    continue;
-                }
-                const sp = line.indexOf(' ');
-                let ev = null;
-                try {
-                    ev = JSON.parse(line.slice(sp + 1));
-                } catch {
-                    ev = { unparsed: line.slice(sp + 1) };
-                }
-                this.events.push({ topic: line.slice(0, sp), ev });
+        onLines(this.child.stdout, (line) => {
+            if (line === 'ready') {
+                this.ready = true;
+                return;
             }
+            const sp = line.indexOf(' ');
+            let ev = null;
+            try {
+                ev = JSON.parse(line.slice(sp + 1));
+            } catch {
+                ev = { unparsed: line.slice(sp + 1) };
+            }
+            this.events.push({ topic: line.slice(0, sp), ev });
         });
         this.child.stderr.on('data', (d) => { this.stderr += d; });
         t.after(() => this.stop());
