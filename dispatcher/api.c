@@ -87,7 +87,6 @@ bx_api_err_t bx_engine_deliver(bx_engine_t *e, const char *client_id, const char
     bx_persist_enqueue(e, s, m);
     bx_msg_unref(&m);
     bx_state_wake(e, s);
-    bx_reap_doomed(e, now);
     return BX_API_OK;
 }
 

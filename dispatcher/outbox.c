@@ -137,8 +137,10 @@ void bx_answer_parked(bx_engine_t *e, bx_session_t *s, int64_t now, const char *
 
 int bx_engine_flush(bx_engine_t *e, int64_t now)
 {
-    /* Whatever queued messages since (a backend's publish, the stats
-     * channel) wakes its held connects now. */
+    /* Sessions over max-queue (end-session) end now, between requests;
+     * then whatever queued messages since (a backend's publish, the stats
+     * channel) wakes its held connects. */
+    bx_reap_doomed(e, now);
     bx_wake(e, now);
     if (e->store && bx_store_commit(e->store) != 0)
         return -1;

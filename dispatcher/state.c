@@ -67,6 +67,15 @@ void bx_state_session_free(bx_engine_t *e, bx_session_t **ps)
             }
         }
     }
+    /* Ended before the flush reaped it (a disconnect in the same batch). */
+    if (s->doomed) {
+        for (uint32_t i = 0; i < e->ndoomed; i++) {
+            if (e->doomed[i] == s) {
+                e->doomed[i] = e->doomed[--e->ndoomed];
+                break;
+            }
+        }
+    }
     if (s->address[0]) {
         size_t alen = strlen(s->address);
         uintptr_t n = (uintptr_t)bx_map_get(e->addresses, s->address, alen);

@@ -8,7 +8,7 @@
 #   -o DIR      build and work directory (default /tmp/bx-libfuzzer); the
 #               corpus each target grows is kept in DIR/corpus/TARGET, and
 #               inputs that failed in DIR/artifacts/
-#   TARGET      batch http channel wire engine (default: all)
+#   TARGET      batch http channel wire engine token (default: all)
 #
 # Needs clang with the libFuzzer runtime. On Debian 12:
 #   apt-get install clang libclang-rt-14-dev
@@ -28,7 +28,7 @@ while getopts t:o:h opt; do
 done
 shift $((OPTIND - 1))
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(batch http channel wire engine)
+[ ${#targets[@]} -gt 0 ] || targets=(batch http channel wire engine token)
 
 src=$(cd "$(dirname "$0")/../.." && pwd)
 CC=${CC:-clang}
@@ -64,8 +64,10 @@ awk -f "$src/sql/embed.awk" "$src/sql/schema.sql" >"$out/obj/schema.c" || exit 1
 "$CC" "${cflags[@]}" -c -o "$out/obj/schema.o" "$out/obj/schema.c" || exit 1
 objs+=("$out/obj/schema.o")
 for f in common/util.c common/log.c common/channel.c common/bayeux.c common/wire.c \
-         common/config.c dispatcher/map.c dispatcher/msg.c dispatcher/engine.c \
-         dispatcher/state.c dispatcher/outbox.c dispatcher/extension.c dispatcher/persist.c dispatcher/history.c dispatcher/store.c \
+         common/config.c common/sha256.c common/token.c \
+         dispatcher/map.c dispatcher/msg.c dispatcher/engine.c dispatcher/state.c \
+         dispatcher/outbox.c dispatcher/extension.c dispatcher/api.c dispatcher/rules.c \
+         dispatcher/persist.c dispatcher/history.c dispatcher/store.c \
          fcgi/http.c; do
     o=$out/obj/$(echo "$f" | tr / _).o
     "$CC" "${cflags[@]}" -c -o "$o" "$src/$f" || exit 1

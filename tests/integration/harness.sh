@@ -117,7 +117,10 @@ bx_start() {
 # True when pid is gone, or a zombie waiting to be reaped.
 bx_gone() {
     [ -e "/proc/$1" ] || return 0
-    grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
+    local state
+    # A status that cannot be read is a process being reaped right now.
+    state=$(sed -n 's/^State:[[:space:]]*//p' "/proc/$1/status" 2>/dev/null)
+    [ -z "$state" ] || [ "${state#Z}" != "$state" ]
 }
 
 # Stops one process: SIGTERM, up to 10 s, then SIGKILL (a failure: the
@@ -266,7 +269,9 @@ bx_ctl_kill() {
             bx_gone "$pid" && break
             sleep 0.1
         done
-        bx_gone "$pid" || bx_ctl_die "pid $pid still there 15 s after SIG$sig"
+        # Judged by the loop alone: checked again, a reaped pid could
+        # already belong to a new process (a restarted worker).
+        [ "$tries" -gt 0 ] || bx_ctl_die "pid $pid still there 15 s after SIG$sig"
     done
 }
 
