@@ -63,7 +63,7 @@ app=ipc://$tmp/app.sock
 events=ipc://$tmp/events.sock
 c=("$ctl" --app "$app" --events "$events" --config /dev/null)
 
-echo "1..31"
+echo "1..33"
 
 # ---------------------------------------------------------------- command line
 help_lists_all() {
@@ -123,6 +123,30 @@ check "reads app-endpoint from the config file" \
     "$ctl" "$tmp/live.conf"
 check "a flag wins over the file" \
     status 3 "$ctl" --config "$tmp/live.conf" --app "$nobody" --timeout 100 stats
+check "the ipc:// sockets have mode 0660 (app-mode)" \
+    bash -c '[ "$(stat -c %a "$1")" = 660 ] && [ "$(stat -c %a "$2")" = 660 ]' _ \
+    "$tmp/app.sock" "$tmp/events.sock"
+
+# tcp:// works as well: a second bayeuxd on a loopback port.
+tcp_stats() {
+    local port pid rc=1
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    "$bayeuxd" --dispatcher "ipc://$tmp/d2.sock" --database :memory: \
+        --app-endpoint "tcp://127.0.0.1:$port" --events-endpoint "" \
+        --log "$tmp/bayeuxd2.log" </dev/null >/dev/null 2>&1 &
+    pid=$!
+    for _ in $(seq 50); do
+        if "$ctl" --config /dev/null --app "tcp://127.0.0.1:$port" --timeout 200 stats |
+            grep -q '"ok":true'; then
+            rc=0
+            break
+        fi
+    done
+    kill -TERM "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    return $rc
+}
+check "the app endpoint on tcp://127.0.0.1" tcp_stats
 check "publish: exit 0, the reply on stdout" \
     bash -c '"$@" | grep -q "\"reached\":0"' _ "${c[@]}" publish /news '{"a":[1,2]}'
 check "publish from stdin, --quiet prints nothing" \
