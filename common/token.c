@@ -23,10 +23,10 @@ static size_t s_b64_len(size_t n)
     return n / 3 * 4 + (n % 3 ? n % 3 + 1 : 0);
 }
 
-/* Writes the unpadded base64url of in (n bytes) to out, which holds
- * s_b64_len(n) bytes; no NUL is written. */
-static void s_b64_encode(const uint8_t *in, size_t n, char *out)
+size_t bx_b64url_encode(const void *data, size_t n, char *out)
 {
+    const uint8_t *in = data;
+    char *start = out;
     uint32_t acc = 0;
     int bits = 0;
     for (size_t i = 0; i < n; i++) {
@@ -39,6 +39,7 @@ static void s_b64_encode(const uint8_t *in, size_t n, char *out)
     }
     if (bits > 0)
         *out++ = s_b64[(acc << (6 - bits)) & 63];
+    return (size_t)(out - start);
 }
 
 static int s_b64_value(unsigned char c)
@@ -118,10 +119,10 @@ int bx_token_mint(const void *secret, size_t secretlen, const char *subject, int
         return BX_TOKEN_EINVAL;
 
     memcpy(out, "v1.", 3);
-    s_b64_encode((const uint8_t *)json, (size_t)jlen, out + 3);
+    bx_b64url_encode((const uint8_t *)json, (size_t)jlen, out + 3);
     bx_hmac_sha256(secret, secretlen, out, 3 + plen, mac);
     out[3 + plen] = '.';
-    s_b64_encode(mac, sizeof mac, out + 3 + plen + 1);
+    bx_b64url_encode(mac, sizeof mac, out + 3 + plen + 1);
     out[3 + plen + 1 + SIG_CHARS] = '\0';
     bx_wipe(mac, sizeof mac);
     return BX_TOKEN_OK;

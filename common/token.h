@@ -81,6 +81,10 @@ int bx_token_verify(const void *secret, size_t secretlen, const char *token, int
 /* A short English description of a bx_token_err_t, for logs; never NULL. */
 const char *bx_token_strerror(int err);
 
+/* Writes the unpadded base64url of data (n bytes) to out, which must hold
+ * (n + 2) / 3 * 4 bytes; no NUL. Returns the characters written. */
+size_t bx_b64url_encode(const void *data, size_t n, char *out);
+
 /* The shared key from the config: inline (auth-secret) or a file
  * (auth-secret-file, whose trailing CR and LF bytes are not part of it); at
  * most one of them may be non-empty. Writes it into buf (buflen bytes) and

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 
 /* Out of memory is not recoverable in either program: say so and stop. */
@@ -345,4 +346,31 @@ void bx_errf(char *err, size_t errlen, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
+}
+
+int bx_mkdirs_for(const char *path, unsigned mode, char *err, size_t errlen)
+{
+    char *dir = bx_strdup(path);
+    char *slash = strrchr(dir, '/');
+    int ret = 0;
+
+    if (slash && slash != dir) {
+        *slash = '\0';
+        for (char *p = dir + 1;; p++) {
+            if (*p != '/' && *p != '\0')
+                continue;
+            char c = *p;
+            *p = '\0';
+            if (mkdir(dir, (mode_t)mode) != 0 && errno != EEXIST) {
+                bx_errf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+                ret = -1;
+                break;
+            }
+            *p = c;
+            if (c == '\0')
+                break;
+        }
+    }
+    free(dir);
+    return ret;
 }

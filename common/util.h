@@ -30,6 +30,10 @@ void bx_buf_reserve(bx_buf_t *b, size_t extra);
 void bx_buf_append(bx_buf_t *b, const void *p, size_t n);
 void bx_buf_puts(bx_buf_t *b, const char *s);
 void bx_buf_putc(bx_buf_t *b, char c);
+/* Creates the directories above the file path (mkdir -p of its dirname),
+ * new ones with mode. Returns 0, or -1 with a message in err. */
+int bx_mkdirs_for(const char *path, unsigned mode, char *err, size_t errlen);
+
 /* Formats an error message into err (errlen bytes); does nothing if err is
  * NULL or errlen 0. For functions that report "-1 with a message in err". */
 void bx_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -40,26 +40,13 @@ struct bx_app {
 
 int bx_ipc_dir(const char *endpoint)
 {
+    char err[512];
     if (!endpoint || strncmp(endpoint, "ipc://", 6) != 0)
         return 0;
-    char *path = bx_strdup(endpoint + 6);
-    char *slash = strrchr(path, '/');
-    if (slash && slash != path) {
-        *slash = '\0';
-        for (char *p = path + 1; *p; p++) {
-            if (*p == '/') {
-                *p = '\0';
-                mkdir(path, 0755);
-                *p = '/';
-            }
-        }
-        if (mkdir(path, 0755) != 0 && errno != EEXIST) {
-            bx_error(TAG, "cannot create %s: %s", path, strerror(errno));
-            free(path);
-            return -1;
-        }
+    if (bx_mkdirs_for(endpoint + 6, 0755, err, sizeof err) != 0) {
+        bx_error(TAG, "%s", err);
+        return -1;
     }
-    free(path);
     return 0;
 }
 
@@ -232,7 +219,7 @@ static void s_op(bx_app_t *a, json_object *req, const char *op, bx_buf_t *b, int
             s_fail(b, "bad_request", "publish needs channel (a string) and data");
             return;
         }
-        err = bx_engine_publish(e, channel, data, ext, now, &reached, &seq);
+        err = bx_engine_publish(e, channel, data, ext, &reached, &seq);
         if (!err) {
             bx_buf_printf(b, ",\"ok\":true,\"reached\":%zu", reached);
             if (seq)
@@ -258,7 +245,7 @@ static void s_op(bx_app_t *a, json_object *req, const char *op, bx_buf_t *b, int
             s_fail(b, "bad_request", "deliver needs clientId, channel (strings) and data");
             return;
         }
-        err = bx_engine_deliver(e, cid, channel, data, id, successful, ext, now);
+        err = bx_engine_deliver(e, cid, channel, data, id, successful, ext);
     } else if (strcmp(op, "disconnect") == 0) {
         const char *cid = s_str(req, "clientId");
         if (!cid) {

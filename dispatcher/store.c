@@ -9,12 +9,10 @@
 #include "store.h"
 
 #include <assert.h>
-#include <errno.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "log.h"
@@ -152,34 +150,6 @@ static const char *s_col_text(sqlite3_stmt *s, int i)
 {
     const char *t = (const char *)sqlite3_column_text(s, i);
     return t ? t : "";
-}
-
-/* Creates the directories above the file path, like mkdir -p. */
-static int s_mkdirs(const char *path, char *err, size_t errlen)
-{
-    char *dir = bx_strdup(path);
-    char *slash = strrchr(dir, '/');
-    int ret = 0;
-
-    if (slash && slash != dir) {
-        *slash = '\0';
-        for (char *p = dir + 1; ; p++) {
-            if (*p != '/' && *p != '\0')
-                continue;
-            char c = *p;
-            *p = '\0';
-            if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
-                bx_errf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
-                ret = -1;
-                break;
-            }
-            *p = c;
-            if (c == '\0')
-                break;
-        }
-    }
-    free(dir);
-    return ret;
 }
 
 /* Runs SQL without parameters (pragmas, the schema); fills err on failure. */
@@ -348,7 +318,7 @@ bx_store_t *bx_store_open(const bx_store_cfg_t *cfg, char *err, size_t errlen)
         return NULL;
     }
     if (!cfg->check_only && strcmp(cfg->path, ":memory:") != 0 &&
-        s_mkdirs(cfg->path, err, errlen) != 0)
+        bx_mkdirs_for(cfg->path, 0750, err, errlen) != 0)
         return NULL;
 
     st = bx_calloc(1, sizeof *st);

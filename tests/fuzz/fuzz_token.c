@@ -23,27 +23,6 @@
 static const char SECRET[] = "fuzzing-secret-0123456789";
 static const int64_t NOW = 1763793600;   /* 2025-11-22 */
 
-/* base64url without padding */
-static size_t s_b64url(const uint8_t *in, size_t n, char *out)
-{
-    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)in[i + 1] << 8;
-        if (i + 2 < n)
-            v |= in[i + 2];
-        out[o++] = a[(v >> 18) & 63];
-        out[o++] = a[(v >> 12) & 63];
-        if (i + 1 < n)
-            out[o++] = a[(v >> 6) & 63];
-        if (i + 2 < n)
-            out[o++] = a[v & 63];
-    }
-    return o;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     bx_log_level = BX_LOG_ERROR;
@@ -55,11 +34,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* "v1." payload "." HMAC: a signed payload of the fuzzer's. */
         size_t n = 3;
         memcpy(tok, "v1.", 3);
-        n += s_b64url(data + 1, size - 1, tok + n);
+        n += bx_b64url_encode(data + 1, size - 1, tok + n);
         uint8_t mac[32];
         bx_hmac_sha256(SECRET, sizeof SECRET - 1, tok, n, mac);
         tok[n++] = '.';
-        n += s_b64url(mac, sizeof mac, tok + n);
+        n += bx_b64url_encode(mac, sizeof mac, tok + n);
         tok[n] = '\0';
     } else {
         memcpy(tok, data + 1, size - 1);
