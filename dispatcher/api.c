@@ -34,7 +34,7 @@ static bx_api_err_t s_check_channel(const char *channel)
 }
 
 bx_api_err_t bx_engine_publish(bx_engine_t *e, const char *channel, json_object *data,
-                               json_object *ext, int64_t now, size_t *reached, uint64_t *seq)
+                               json_object *ext, size_t *reached, uint64_t *seq)
 {
     bx_api_err_t err = s_check_channel(channel);
     if (err)
@@ -47,7 +47,7 @@ bx_api_err_t bx_engine_publish(bx_engine_t *e, const char *channel, json_object 
     json_object_object_add(msg, "data", json_object_get(data));
     if (ext)
         json_object_object_add(msg, "ext", json_object_get(ext));
-    size_t n = bx_broadcast(e, channel, msg, e->cfg.wall_ms(), now, seq);
+    size_t n = bx_broadcast(e, channel, msg, e->cfg.wall_ms(), seq);
     json_object_put(msg);
     if (reached)
         *reached = n;
@@ -56,9 +56,8 @@ bx_api_err_t bx_engine_publish(bx_engine_t *e, const char *channel, json_object 
 
 bx_api_err_t bx_engine_deliver(bx_engine_t *e, const char *client_id, const char *channel,
                                json_object *data, const char *id, int successful,
-                               json_object *ext, int64_t now)
+                               json_object *ext)
 {
-    (void)now;
     bx_api_err_t err = s_check_channel(channel);
     if (err)
         return err;

@@ -169,8 +169,10 @@ static void s_reply_close(s_req_t *r, const bx_tsync_t *t)
     bx_buf_putc(&r->replies, '}');
 }
 
-static void s_reply_error(s_req_t *r, const char *id, const char *channel, const char *error,
-                          json_object *subscription, const bx_tsync_t *t)
+/* An unsuccessful reply: its error, the subscription it was about (may be
+ * NULL), reconnect advice (NULL: none), the timesync answer. */
+static void s_reply_fail(s_req_t *r, const char *id, const char *channel, const char *error,
+                         json_object *subscription, const char *advice, const bx_tsync_t *t)
 {
     bx_buf_t *b = &r->replies;
     s_reply_open(r, id, channel);
@@ -179,7 +181,15 @@ static void s_reply_error(s_req_t *r, const char *id, const char *channel, const
     if (subscription)
         bx_buf_printf(b, ",\"subscription\":%s",
                       json_object_to_json_string_ext(subscription, JSON_OUT));
+    if (advice)
+        bx_advice(b, &r->e->cfg, advice);
     s_reply_close(r, t);
+}
+
+static void s_reply_error(s_req_t *r, const char *id, const char *channel, const char *error,
+                          json_object *subscription, const bx_tsync_t *t)
+{
+    s_reply_fail(r, id, channel, error, subscription, NULL, t);
 }
 
 /* Bayeux/CometD: an unknown session gets 402::session_unknown; on handshake
@@ -187,12 +197,7 @@ static void s_reply_error(s_req_t *r, const char *id, const char *channel, const
 static void s_reply_unknown(s_req_t *r, const char *id, const char *channel, int advise,
                             const bx_tsync_t *t)
 {
-    bx_buf_t *b = &r->replies;
-    s_reply_open(r, id, channel);
-    bx_buf_puts(b, ",\"successful\":false,\"error\":\"402::session_unknown\"");
-    if (advise)
-        bx_advice(b, &r->e->cfg, "handshake");
-    s_reply_close(r, t);
+    s_reply_fail(r, id, channel, "402::session_unknown", NULL, advise ? "handshake" : NULL, t);
 }
 
 /* A refusal: counted, told to the event stream, answered with its error.
@@ -211,16 +216,7 @@ static void s_refuse(s_req_t *r, int why, const bx_session_t *s, const char *id,
                           .reason = s_refusal_errors[why], .address = r->addr };
         e->event(e->event_ud, &ev);
     }
-    bx_buf_t *b = &r->replies;
-    s_reply_open(r, id, channel);
-    bx_buf_puts(b, ",\"successful\":false,\"error\":");
-    bx_buf_put_json_string(b, s_refusal_errors[why], strlen(s_refusal_errors[why]));
-    if (subscription)
-        bx_buf_printf(b, ",\"subscription\":%s",
-                      json_object_to_json_string_ext(subscription, JSON_OUT));
-    if (advice)
-        bx_advice(b, &e->cfg, advice);
-    s_reply_close(r, t);
+    s_reply_fail(r, id, channel, s_refusal_errors[why], subscription, advice, t);
 }
 
 /* ---- message handlers ---- */
@@ -611,7 +607,7 @@ static void s_publish(s_req_t *r, json_object *msg, const char *id, const char *
     if (s_publish_refused(r, s, msg, id, channel))
         return;
     if (!bx_channel_is_service(channel)) {
-        bx_broadcast(e, channel, msg, r->wall, r->now, NULL);
+        bx_broadcast(e, channel, msg, r->wall, NULL);
     } else if (e->event) {
         /* CometD services: the application answers (docs/backend.md). */
         json_object *ext = NULL;
@@ -625,7 +621,7 @@ static void s_publish(s_req_t *r, json_object *msg, const char *id, const char *
 }
 
 size_t bx_broadcast(bx_engine_t *e, const char *channel, json_object *msg, int64_t wall,
-                    int64_t now, uint64_t *seq)
+                    uint64_t *seq)
 {
     bx_hist_t *h = bx_history_for(e, channel);
     bx_msg_t *m = bx_delivery(e, msg, h ? h->seq + 1 : 0, wall);
@@ -639,7 +635,6 @@ size_t bx_broadcast(bx_engine_t *e, const char *channel, json_object *msg, int64
     bx_msg_unref(&m);
     /* Sessions the fan-out found over max-queue end at the flush: the
      * request being handled may still point at one of them. */
-    (void)now;
     e->published++;
     return reached;
 }
@@ -767,7 +762,7 @@ static void s_sweep(bx_engine_t *e, int64_t now)
 }
 
 /* The stats channel: what the stats op says, for a dashboard page. */
-static void s_publish_stats(bx_engine_t *e, int64_t now)
+static void s_publish_stats(bx_engine_t *e)
 {
     bx_buf_t b;
     bx_buf_init(&b);
@@ -779,7 +774,7 @@ static void s_publish_stats(bx_engine_t *e, int64_t now)
     json_object *msg = json_object_new_object();
     json_object_object_add(msg, "channel", json_object_new_string(e->cfg.stats_channel));
     json_object_object_add(msg, "data", data);
-    bx_broadcast(e, e->cfg.stats_channel, msg, e->cfg.wall_ms(), now, NULL);
+    bx_broadcast(e, e->cfg.stats_channel, msg, e->cfg.wall_ms(), NULL);
     json_object_put(msg);
 }
 
@@ -795,7 +790,7 @@ int64_t bx_engine_tick(bx_engine_t *e, int64_t now)
     }
     if (e->cfg.stats_channel && *e->cfg.stats_channel && now >= e->next_stats) {
         if (e->next_stats != INT64_MIN)
-            s_publish_stats(e, now);
+            s_publish_stats(e);
         e->next_stats = now + e->cfg.stats_interval_ms;
     }
     int64_t next = e->next_sweep;

@@ -204,13 +204,13 @@ typedef enum {
 /* Publishes data (and ext, may be NULL) to every subscriber of channel, as
  * a client's publish would. *reached, *seq: as bx_broadcast. */
 bx_api_err_t bx_engine_publish(bx_engine_t *e, const char *channel, json_object *data,
-                               json_object *ext, int64_t now, size_t *reached, uint64_t *seq);
+                               json_object *ext, size_t *reached, uint64_t *seq);
 
 /* Queues a message for one session. id (may be NULL) and successful (-1:
  * absent, 0, 1) become fields of the message: a remote call's answer. */
 bx_api_err_t bx_engine_deliver(bx_engine_t *e, const char *client_id, const char *channel,
                                json_object *data, const char *id, int successful,
-                               json_object *ext, int64_t now);
+                               json_object *ext);
 
 /* Ends a session (reason "kicked"); its held connect gets reconnect none. */
 bx_api_err_t bx_engine_kick(bx_engine_t *e, const char *client_id, int64_t now);

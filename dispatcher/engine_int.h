@@ -200,7 +200,7 @@ void bx_reap_doomed(bx_engine_t *e, int64_t now);
  * subscriber of channel, keeping it in the channel's history. Returns the
  * sessions reached; *seq (may be NULL) gets its ext.seq or 0. */
 size_t bx_broadcast(bx_engine_t *e, const char *channel, json_object *msg, int64_t wall,
-                    int64_t now, uint64_t *seq);
+                    uint64_t *seq);
 
 /* engine.c: answers the held connects of sessions that got messages. */
 void bx_wake(bx_engine_t *e, int64_t now);

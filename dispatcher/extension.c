@@ -60,29 +60,25 @@ void bx_ext_members(bx_buf_t *b, const bx_tsync_t *t, int64_t wall)
 }
 
 /* Appends ,"ext":{...} with the members that apply: ack (JSON text),
- * timesync, replay (object members, without braces). */
+ * replay (object members, without braces), timesync. */
 void bx_ext(bx_buf_t *b, const char *ack, const bx_tsync_t *t, int64_t wall,
-                  const char *replay, size_t rlen)
+            const char *replay, size_t rlen)
 {
     if (!ack && !(t && t->on) && rlen == 0)
         return;
-    /* A leading member keeps the commas simple: ack, else the replay. */
-    bx_buf_puts(b, ",\"ext\":{");
+    bx_buf_puts(b, ",\"ext\":");
+    size_t open = b->len;
+    /* Every member is written with a leading comma; the first one's
+     * becomes the opening brace. */
     if (ack)
-        bx_buf_printf(b, "\"ack\":%s", ack);
+        bx_buf_printf(b, ",\"ack\":%s", ack);
     if (rlen > 0) {
-        bx_buf_printf(b, "%s\"replay\":{", ack ? "," : "");
+        bx_buf_puts(b, ",\"replay\":{");
         bx_buf_append(b, replay, rlen);
         bx_buf_putc(b, '}');
     }
-    size_t mark = b->len;
     bx_ext_members(b, t, wall);
-    if (!ack && rlen == 0 && b->len > mark) {
-        /* timesync alone: drop its leading comma */
-        memmove(b->data + mark, b->data + mark + 1, b->len - mark - 1);
-        b->len--;
-        b->data[b->len] = '\0';
-    }
+    b->data[open] = '{';
     bx_buf_putc(b, '}');
 }
 

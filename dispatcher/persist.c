@@ -112,11 +112,9 @@ void bx_persist_session_del(bx_engine_t *e, bx_session_t *s)
 {
     if (!e->store)
         return;
-    for (uint32_t i = 0; i < s->queue.count; i++) {
-        bx_msg_t *m = bx_queue_at(&s->queue, i);
-        if (s->ack)
-            bx_persist_unstore(e, m);
-    }
+    /* Only an ack session's queue is in the database. */
+    for (uint32_t i = 0; s->ack && i < s->queue.count; i++)
+        bx_persist_unstore(e, bx_queue_at(&s->queue, i));
     bx_store_session_del(e->store, s->id);
 }
 

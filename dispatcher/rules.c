@@ -207,23 +207,24 @@ static int s_overlap(char **segs, int n, int wild, const s_rule_t *r)
     return 1;
 }
 
-/* May a wildcard subscription p (split like a rule) reach the channels of
- * rule r? subject: only if p fixes r's template segment to the subject. */
-static int s_who_allows(const bx_rules_t *rs, const s_rule_t *r, const s_rule_t *p,
-                        const char *subject)
+/* Does who let this session in? bound (blen bytes) is the value of the
+ * rule's template segment in the channel, NULL if not fixed there. */
+static int s_who_ok(const bx_rules_t *rs, s_who_t who, const char *subject, const char *bound,
+                    size_t blen)
 {
-    switch (r->who[BX_OP_SUBSCRIBE]) {
+    int authenticated = subject && *subject;
+    switch (who) {
     case WHO_ANYONE:
         return 1;
     case WHO_AUTHENTICATED:
-        return subject && *subject;
-    case WHO_DEFAULT:
-        return !rs->closed;
-    case WHO_SUBJECT:
-        return subject && *subject && r->tmpl < p->nsegs - (p->wild ? 1 : 0) &&
-               strcmp(p->segs[r->tmpl], subject) == 0;
-    default:
+        return authenticated;
+    case WHO_NOBODY:
         return 0;
+    case WHO_SUBJECT:
+        return authenticated && bound && strlen(subject) == blen &&
+               memcmp(subject, bound, blen) == 0;
+    default:
+        return rs ? !rs->closed : 1;
     }
 }
 
@@ -239,16 +240,22 @@ static int s_wild_allowed(const bx_rules_t *rs, const char *pattern, const char 
         return 0;
     }
     int ok = 1;
-    for (int i = 0; ok && p.wild && i < rs->n; i++)
-        if (s_overlap(p.segs, p.nsegs, p.wild, &rs->rules[i]))
-            ok = s_who_allows(rs, &rs->rules[i], &p, subject);
+    for (int i = 0; ok && p.wild && i < rs->n; i++) {
+        const s_rule_t *r = &rs->rules[i];
+        if (!s_overlap(p.segs, p.nsegs, p.wild, r))
+            continue;
+        /* subject: only if the pattern fixes the rule's template segment
+         * (and it is the subject); a wildcard there cannot prove it. */
+        const char *bound = r->tmpl >= 0 && r->tmpl < p.nsegs - (p.wild ? 1 : 0)
+                                ? p.segs[r->tmpl] : NULL;
+        ok = s_who_ok(rs, r->who[BX_OP_SUBSCRIBE], subject, bound, bound ? strlen(bound) : 0);
+    }
     s_rule_free(&p);
     return ok;
 }
 
 int bx_rules_allow(const bx_rules_t *rs, bx_op_t op, const char *channel, const char *subject)
 {
-    int authenticated = subject && *subject;
     if (rs && op == BX_OP_SUBSCRIBE && strchr(channel, '*') &&
         !s_wild_allowed(rs, channel, subject))
         return 0;
@@ -265,17 +272,5 @@ int bx_rules_allow(const bx_rules_t *rs, bx_op_t op, const char *channel, const 
             break;
         }
     }
-    switch (who) {
-    case WHO_ANYONE:
-        return 1;
-    case WHO_AUTHENTICATED:
-        return authenticated;
-    case WHO_NOBODY:
-        return 0;
-    case WHO_SUBJECT:
-        return authenticated && bound && strlen(subject) == blen &&
-               memcmp(subject, bound, blen) == 0;
-    default:
-        return rs ? !rs->closed : 1;
-    }
+    return s_who_ok(rs, who, subject, bound, blen);
 }

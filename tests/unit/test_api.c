@@ -118,24 +118,24 @@ static void t_publish_and_deliver(void)
     size_t reached = 0;
     uint64_t seq = 0;
     json_object *d = json_tokener_parse("{\"h\":\"x\"}");
-    is_int(bx_engine_publish(g_e, "/news/eu", d, NULL, g_now, &reached, &seq), BX_API_OK,
+    is_int(bx_engine_publish(g_e, "/news/eu", d, NULL, &reached, &seq), BX_API_OK,
            "publish to a channel");
     is_int((long long)reached, 2, "reaches both sessions, a once despite two patterns");
     is_int((long long)seq, 1, "numbered in the history");
-    is_int(bx_engine_publish(g_e, "/news/*", d, NULL, g_now, NULL, NULL), BX_API_INVALID_CHANNEL,
+    is_int(bx_engine_publish(g_e, "/news/*", d, NULL, NULL, NULL), BX_API_INVALID_CHANNEL,
            "a pattern is no channel to publish to");
-    is_int(bx_engine_publish(g_e, "/meta/x", d, NULL, g_now, NULL, NULL), BX_API_CHANNEL_DENIED,
+    is_int(bx_engine_publish(g_e, "/meta/x", d, NULL, NULL, NULL), BX_API_CHANNEL_DENIED,
            "/meta refused");
-    is_int(bx_engine_publish(g_e, "/service/x", d, NULL, g_now, NULL, NULL),
+    is_int(bx_engine_publish(g_e, "/service/x", d, NULL, NULL, NULL),
            BX_API_CHANNEL_DENIED, "/service refused: deliver is for one client");
     bx_engine_flush(g_e, g_now);
     mconnect("ba", a, NULL);
     is_str(data_at("/news/eu", 0), "{\"h\":\"x\"}", "the subscriber gets it");
 
     /* A remote call's answer: id and successful in the delivery. */
-    is_int(bx_engine_deliver(g_e, b, "/service/echo", d, "41", 1, NULL, g_now), BX_API_OK,
+    is_int(bx_engine_deliver(g_e, b, "/service/echo", d, "41", 1, NULL), BX_API_OK,
            "deliver to one client");
-    is_int(bx_engine_deliver(g_e, "nobody", "/service/echo", d, NULL, -1, NULL, g_now),
+    is_int(bx_engine_deliver(g_e, "nobody", "/service/echo", d, NULL, -1, NULL),
            BX_API_UNKNOWN_CLIENT, "deliver to an unknown client");
     bx_engine_flush(g_e, g_now);
     reset_sent();
@@ -149,7 +149,7 @@ static void t_publish_and_deliver(void)
     /* A held connect hears of a backend's publish at the next flush. */
     uint64_t held = mconnect("bb", b, NULL);
     reset_sent();
-    bx_engine_publish(g_e, "/news/eu", d, NULL, g_now, NULL, NULL);
+    bx_engine_publish(g_e, "/news/eu", d, NULL, NULL, NULL);
     bx_engine_flush(g_e, g_now);
     ok(last() && last()->to.reqid == held, "a backend's publish wakes a held connect");
     json_object_put(d);
@@ -318,7 +318,7 @@ static void t_rules(void)
     is_str(sfield(elem("/meta/subscribe", 0), "error"),
            "403:denied_by_security_policy:subscribe_denied", "closed: a channel no rule names");
     json_object *five = json_object_new_int(5);
-    is_int(bx_engine_publish(g_e, "/user/alice/inbox", five, NULL, g_now, NULL, NULL), BX_API_OK,
+    is_int(bx_engine_publish(g_e, "/user/alice/inbox", five, NULL, NULL, NULL), BX_API_OK,
            "a backend publishes past the rules");
     json_object_put(five);
     bx_engine_stats_t st;
