@@ -2,15 +2,17 @@
  *
  * Life of a request:
  *   accept4 (non-blocking listen socket, several processes may share it)
- *   -> the new socket is made blocking with 2 s timeouts: the web server is
- *      local and sends params and body at once, so a read never waits long
+ *   -> the new socket is blocking (O_NONBLOCK is not inherited on Linux) and
+ *      gets a 2 s receive timeout: the web server is local and sends params
+ *      and body at once, so a read never waits long
  *   -> FCGX_Accept_r reads BEGIN_REQUEST + PARAMS (listen_sock -1 and ipcFd
  *      preset, so libfcgi never blocks in an accept of its own), we read the
  *      body through FCGX_GetStr, then FCGX_Free(req, 0) frees libfcgi's 17 KB
  *      of stream buffers and params without closing the socket
  *   -> bx_http_begin / bx_http_take_body decide: answer now, or forward
  *   -> REQUEST frame to bayeuxd; the socket joins epoll with EPOLLRDHUP
- *   -> REPLY: FastCGI STDOUT + END_REQUEST records written here, close.
+ *   -> REPLY: FastCGI STDOUT + END_REQUEST records written here, close
+ *      (close also takes the socket out of epoll: it is never dup'ed).
  *      Client gone (web server closed the connection): CANCEL, close.
  *      Deadline: 504 + CANCEL. Dispatcher disconnected or SIGTERM: 503.
  * We always close after the response (never FCGI_KEEP_CONN).
@@ -42,7 +44,7 @@ enum { EV_REQ = 0, EV_LISTEN, EV_ZMQ, EV_MONITOR, EV_SIGNAL, EV_TIMER };
 #define EV_DATA(kind, fd) (((uint64_t)(kind) << 32) | (uint32_t)(fd))
 
 #define ACCEPT_BURST 256        /* accepts per wakeup, then let others run */
-#define ZMQ_BURST 1024          /* replies per wakeup, likewise */
+#define ZMQ_BURST 1024          /* replies per loop turn, likewise */
 #define EMFILE_PAUSE_MS 100     /* out of descriptors: stop accepting this long */
 #define DISCARD_MAX (64 << 20)  /* stdin bytes we read to throw away at most */
 #define FCGI_CHUNK 65528        /* STDOUT record payload (<= 65535, 8-aligned) */
@@ -68,7 +70,8 @@ struct bx_responder {
     int64_t emfile_logged;      /* last EMFILE log, once a second */
     int64_t timer_armed;        /* deadline the timerfd is set to, 0 = none */
     void *zctx, *dealer, *mon;  /* owned ZeroMQ context and sockets */
-    int zmq_more;               /* replies left unread after a burst */
+    int zmq_pending;            /* the DEALER may hold unread replies: read
+                                   them before epoll_wait sleeps */
     s_req_t **by_fd;            /* slot per descriptor, NULL when free */
     size_t nfd;
     s_req_t *head, *tail;       /* waiting requests, oldest deadline first */
@@ -81,13 +84,33 @@ struct bx_responder {
 
 /* ------------------------------------------------------------ FastCGI out */
 
+/* Sets SO_RCVTIMEO or SO_SNDTIMEO on fd to BX_FCGI_IO_TIMEOUT_MS. */
+static int s_io_timeout(int fd, int opt)
+{
+    struct timeval tv = { BX_FCGI_IO_TIMEOUT_MS / 1000,
+                          (BX_FCGI_IO_TIMEOUT_MS % 1000) * 1000 };
+    return setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof tv);
+}
+
+/* Writes all of p to the blocking socket fd. First without waiting: a
+ * response nearly always fits the socket buffer, and then the socket never
+ * needs a send timeout. Only when the web server is slow to read is the
+ * rest written blocking, with SO_SNDTIMEO: a stuck web server costs at most
+ * 2 s a write. Returns 0, or -1 with errno. */
 static int s_write_all(int fd, const char *p, size_t n)
 {
+    int flags = MSG_DONTWAIT | MSG_NOSIGNAL;
     while (n > 0) {
-        ssize_t w = write(fd, p, n);
+        ssize_t w = send(fd, p, n, flags);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
+            if ((errno == EAGAIN || errno == EWOULDBLOCK) && (flags & MSG_DONTWAIT)) {
+                if (s_io_timeout(fd, SO_SNDTIMEO) < 0)
+                    return -1;
+                flags = MSG_NOSIGNAL;
+                continue;
+            }
             return -1;
         }
         p += w;
@@ -109,8 +132,8 @@ static void s_fcgi_header(unsigned char *h, int type, uint16_t id, size_t len)
 }
 
 /* Writes resp (a CGI response) as STDOUT records, the empty STDOUT record
- * that ends the stream and END_REQUEST, then closes fd. The socket is
- * blocking with SO_SNDTIMEO, so a stuck web server costs at most 2 s. */
+ * that ends the stream and END_REQUEST, then closes fd (which also takes it
+ * out of epoll). A stuck web server costs at most 2 s (s_write_all). */
 static void s_fcgi_respond(int fd, uint16_t id, const bx_buf_t *resp)
 {
     bx_buf_t out;
@@ -140,8 +163,6 @@ static void s_fcgi_respond(int fd, uint16_t id, const bx_buf_t *resp)
 
 /* ------------------------------------------------------------ bookkeeping */
 
-static void s_timer_update(bx_responder_t *r);
-
 static void s_slot_set(bx_responder_t *r, int fd, s_req_t *q)
 {
     if ((size_t)fd >= r->nfd) {
@@ -163,8 +184,10 @@ static s_req_t *s_find(bx_responder_t *r, uint64_t reqid)
     return r->by_fd[fd];
 }
 
-/* Takes q out of every index and frees it. close_fd: also drop the fd from
- * epoll and close it (otherwise the caller already answered and closed). */
+/* Takes q out of every index and frees it. close_fd: also close the fd
+ * (otherwise the caller already answered and closed). Closing is enough to
+ * leave epoll: the socket is never dup'ed and workers fork before they
+ * accept, so the close drops the last reference. */
 static void s_req_free(bx_responder_t *r, s_req_t *q, int close_fd)
 {
     if (q->prev)
@@ -177,18 +200,27 @@ static void s_req_free(bx_responder_t *r, s_req_t *q, int close_fd)
         r->tail = q->prev;
     r->waiting--;
     r->by_fd[q->fd] = NULL;
-    if (close_fd) {
-        epoll_ctl(r->epfd, EPOLL_CTL_DEL, q->fd, NULL);
+    if (close_fd)
         close(q->fd);
-    }
     bx_http_req_clear(&q->http);
     free(q);
+}
+
+/* Sends one message to the dispatcher without waiting; 0 or -1 (errno).
+ * Any zmq_send may process ZeroMQ's pending commands, and with them the
+ * signal ZMQ_FD stood for, leaving replies that will not wake epoll: so
+ * after a send the loop reads the DEALER before it sleeps. */
+static int s_send(bx_responder_t *r, const bx_wire_hdr_t *h,
+                  const bx_wire_part_t *parts, int nparts)
+{
+    r->zmq_pending = 1;
+    return bx_wire_send(r->dealer, NULL, 0, h, parts, nparts, ZMQ_DONTWAIT);
 }
 
 static void s_send_cancel(bx_responder_t *r, uint64_t reqid)
 {
     bx_wire_hdr_t h = { .type = BX_WIRE_CANCEL, .reqid = reqid };
-    if (bx_wire_send(r->dealer, NULL, 0, &h, NULL, 0, ZMQ_DONTWAIT) < 0)
+    if (s_send(r, &h, NULL, 0) < 0)
         bx_debug(TAG, "cancel %llu not sent: %s", (unsigned long long)reqid,
                  zmq_strerror(errno));
 }
@@ -199,7 +231,6 @@ static void s_req_fail(bx_responder_t *r, s_req_t *q, int status, const char *te
     bx_buf_t resp;
     bx_buf_init(&resp);
     bx_http_write_error(&resp, &r->o.http, &q->http, status, text);
-    epoll_ctl(r->epfd, EPOLL_CTL_DEL, q->fd, NULL);
     s_fcgi_respond(q->fd, q->fcgi_id, &resp);
     bx_buf_free(&resp);
     s_req_free(r, q, 0);
@@ -212,29 +243,31 @@ static void s_fail_all(bx_responder_t *r, int status, const char *text)
         s_req_fail(r, r->head, status, text);
     if (n)
         bx_info(TAG, "answered %zu waiting requests with %d (%s)", n, status, text);
-    s_timer_update(r);
 }
 
 /* ------------------------------------------------------------ timer */
 
 /* Arms the timerfd for the earliest of the oldest deadline and the end of an
  * accept pause. All deadlines are now + request-timeout, so the waiting list
- * is already in deadline order and its head is the next to expire. */
+ * is already in deadline order and its head is the next to expire. Call it
+ * when something was added that may be due sooner (a request, a pause).
+ * The timer is only ever moved earlier: when the head is answered the timer
+ * is left to fire early, and s_on_timer, finding nothing due, arms it for
+ * the new head. One spare wakeup per request-timeout instead of one
+ * timerfd_settime per request. */
 static void s_timer_update(bx_responder_t *r)
 {
     int64_t next = r->head ? r->head->deadline : 0;
     if (r->accept_paused && (next == 0 || r->accept_resume < next))
         next = r->accept_resume;
-    if (next == r->timer_armed)
+    if (next == 0 || (r->timer_armed != 0 && r->timer_armed <= next))
         return;
     struct itimerspec its;
     memset(&its, 0, sizeof its);
-    if (next > 0) {
-        its.it_value.tv_sec = next / 1000;
-        its.it_value.tv_nsec = (next % 1000) * 1000000L;
-        if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
-            its.it_value.tv_nsec = 1;
-    }
+    its.it_value.tv_sec = next / 1000;
+    its.it_value.tv_nsec = (next % 1000) * 1000000L;
+    if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
+        its.it_value.tv_nsec = 1;
     /* bx_now_ms is CLOCK_MONOTONIC, like the timerfd. */
     if (timerfd_settime(r->timerfd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
         bx_error(TAG, "timerfd_settime: %s", strerror(errno));
@@ -283,7 +316,7 @@ static void s_send_hello(bx_responder_t *r)
     bx_wire_hdr_t h = { .type = BX_WIRE_HELLO };
     bx_wire_part_t part = { text, 0 };
     part.len = (size_t)snprintf(text, sizeof text, "pid=%ld", (long)getpid());
-    if (bx_wire_send(r->dealer, NULL, 0, &h, &part, 1, ZMQ_DONTWAIT) < 0)
+    if (s_send(r, &h, &part, 1) < 0)
         bx_warn(TAG, "hello not sent: %s", zmq_strerror(errno));
 }
 
@@ -291,7 +324,7 @@ static void s_send_hello(bx_responder_t *r)
 static void s_send_note(bx_responder_t *r, int status)
 {
     bx_wire_hdr_t h = { .type = BX_WIRE_NOTE, .status = (uint32_t)status };
-    bx_wire_send(r->dealer, NULL, 0, &h, NULL, 0, ZMQ_DONTWAIT);   /* best effort */
+    s_send(r, &h, NULL, 0);   /* best effort */
 }
 
 static void s_on_reply(bx_responder_t *r, const bx_wire_msg_t *m)
@@ -319,43 +352,44 @@ static void s_on_reply(bx_responder_t *r, const bx_wire_msg_t *m)
         bx_http_write_reply(&resp, &r->o.http, &q->http, (int)m->hdr.status,
                             m->part[0], m->part_len[0], m->part[1], m->part_len[1]);
     }
-    epoll_ctl(r->epfd, EPOLL_CTL_DEL, q->fd, NULL);
     s_fcgi_respond(q->fd, q->fcgi_id, &resp);
     bx_buf_free(&resp);
     s_req_free(r, q, 0);
 }
 
-/* ZMQ_FD is edge-triggered in effect: after a wakeup or a send, read until
- * ZMQ_EVENTS has no POLLIN, or a burst is done (zmq_more: come back). */
+/* Reads replies until the DEALER has none, or a burst is done (then
+ * zmq_pending stays set: the loop looks at other events and comes back).
+ * ZMQ_FD is edge-triggered in effect: it signals ZeroMQ's command queue,
+ * which any zmq_send or zmq_recv may empty while replies stay unread. So
+ * the loop calls this before it sleeps whenever ZMQ_FD fired or something
+ * was sent (zmq_pending), once per turn, not once per message. A
+ * zmq_msg_recv that ends in EAGAIN has processed those commands itself, so
+ * after it the next reply signals ZMQ_FD again; reading until EAGAIN spares
+ * the poll() that every ZMQ_EVENTS query costs. */
 static void s_zmq_drain(bx_responder_t *r)
 {
-    int n = 0;
-    r->zmq_more = 0;
-    for (;;) {
-        int events = 0;
-        size_t elen = sizeof events;
-        if (zmq_getsockopt(r->dealer, ZMQ_EVENTS, &events, &elen) < 0) {
-            bx_error(TAG, "zmq_getsockopt(ZMQ_EVENTS): %s", zmq_strerror(errno));
-            return;
-        }
-        if (!(events & ZMQ_POLLIN))
-            break;
-        if (n++ >= ZMQ_BURST) {
-            r->zmq_more = 1;
-            break;
-        }
+    for (int n = 0; n < ZMQ_BURST; n++) {
         bx_wire_msg_t m;
         int rc = bx_wire_recv(r->dealer, 0, &m);
-        if (rc == 1)
-            break;
-        if (rc < 0) {
+        if (rc == 1) {
+            r->zmq_pending = 0;
+            return;
+        }
+        if (rc < 0 && errno == EPROTO) {
             bx_warn(TAG, "malformed message from the dispatcher dropped");
             continue;
+        }
+        if (rc < 0) {
+            /* EINTR: come back; anything else will not go away. */
+            if (errno != EINTR) {
+                bx_error(TAG, "zmq_msg_recv: %s", zmq_strerror(errno));
+                r->zmq_pending = 0;
+            }
+            return;
         }
         s_on_reply(r, &m);
         bx_wire_msg_close(&m);
     }
-    s_timer_update(r);
 }
 
 static void s_on_monitor(bx_responder_t *r)
@@ -385,7 +419,6 @@ static void s_on_monitor(bx_responder_t *r)
             s_fail_all(r, 503, "dispatcher unavailable");
         }
     }
-    s_zmq_drain(r);
 }
 
 /* ------------------------------------------------------------ requests */
@@ -430,7 +463,7 @@ static void s_forward(bx_responder_t *r, s_req_t *q, const char *remote)
                               .data.u64 = EV_DATA(EV_REQ, q->fd) };
 
     /* ZMQ_IMMEDIATE: EAGAIN when no dispatcher is connected. */
-    if (bx_wire_send(r->dealer, NULL, 0, &h, parts, 3, ZMQ_DONTWAIT) < 0) {
+    if (s_send(r, &h, parts, 3) < 0) {
         bx_buf_t resp;
         bx_debug(TAG, "request not forwarded: %s", zmq_strerror(errno));
         bx_buf_init(&resp);
@@ -464,16 +497,15 @@ static void s_forward(bx_responder_t *r, s_req_t *q, const char *remote)
 static void s_serve(bx_responder_t *r, int fd)
 {
     FCGX_Request *fr = &r->freq;
-    struct timeval tv = { BX_FCGI_IO_TIMEOUT_MS / 1000, (BX_FCGI_IO_TIMEOUT_MS % 1000) * 1000 };
     bx_http_params_t p;
     s_req_t *q;
     bx_http_action_t act;
     bx_buf_t body, resp;
     int over = 0, rc;
 
-    if (bx_fd_nonblock(fd, 0) < 0
-        || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0
-        || setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0) {
+    /* libfcgi reads the blocking socket: the timeout bounds each read.
+     * The send timeout is set only if ever needed (s_write_all). */
+    if (s_io_timeout(fd, SO_RCVTIMEO) < 0) {
         bx_error(TAG, "fd %d setup: %s", fd, strerror(errno));
         close(fd);
         return;
@@ -535,7 +567,6 @@ static void s_serve(bx_responder_t *r, int fd)
     if (act == BX_HTTP_FORWARD) {
         q->reqid = ((uint64_t)++r->counter << 32) | (uint32_t)fd;
         s_forward(r, q, remote_copy);
-        s_zmq_drain(r);
         return;
     }
     bx_buf_init(&resp);
@@ -551,7 +582,8 @@ static void s_serve(bx_responder_t *r, int fd)
 static void s_on_listen(bx_responder_t *r)
 {
     for (int i = 0; i < ACCEPT_BURST && r->listen_fd >= 0; i++) {
-        int fd = accept4(r->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        /* No SOCK_NONBLOCK: the socket is wanted blocking (s_serve). */
+        int fd = accept4(r->listen_fd, NULL, NULL, SOCK_CLOEXEC);
         if (fd >= 0) {
             s_serve(r, fd);
             continue;
@@ -619,8 +651,6 @@ static void s_on_request_event(bx_responder_t *r, int fd, uint32_t events)
     s_send_cancel(r, q->reqid);
     r->n_cancelled++;
     s_req_free(r, q, 1);
-    s_timer_update(r);
-    s_zmq_drain(r);
 }
 
 static void s_on_signal(bx_responder_t *r)
@@ -646,8 +676,13 @@ int bx_responder_run(bx_responder_t *r)
     /* Edge semantics: events that came before we first looked would never
      * wake epoll. */
     s_on_monitor(r);
+    r->zmq_pending = 1;
     while (!r->stop) {
-        int n = epoll_wait(r->epfd, evs, 256, r->zmq_more ? 0 : -1);
+        /* Before sleeping: the replies a send or ZMQ_FD left (s_zmq_drain).
+         * A burst that ended early leaves zmq_pending set: do not sleep. */
+        if (r->zmq_pending)
+            s_zmq_drain(r);
+        int n = epoll_wait(r->epfd, evs, 256, r->zmq_pending ? 0 : -1);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -659,15 +694,13 @@ int bx_responder_run(bx_responder_t *r)
             switch ((int)(evs[i].data.u64 >> 32)) {
             case EV_REQ: s_on_request_event(r, fd, evs[i].events); break;
             case EV_LISTEN: s_on_listen(r); break;
-            case EV_ZMQ: s_zmq_drain(r); break;
+            case EV_ZMQ: r->zmq_pending = 1; break;
             case EV_MONITOR: s_on_monitor(r); break;
             case EV_SIGNAL: s_on_signal(r); break;
             case EV_TIMER: s_on_timer(r); break;
             default: break;
             }
         }
-        if (r->zmq_more && !r->stop)
-            s_zmq_drain(r);
     }
     /* Stop accepting (other processes on the socket go on), and leave no
      * request hanging: 503 tells the clients to come back. */
