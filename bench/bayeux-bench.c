@@ -1201,9 +1201,13 @@ static void s_set_phase(gphase_t ph, int64_t now)
     B.phase = ph;
     B.phase_start = now;
     if (ph == G_WARMUP) {
+        /* Paced: publisher i starts i/R seconds in, so that together they
+         * make one even stream at R instead of P publishes at once every
+         * P/R seconds (bursts that would measure queueing, not the server). */
+        double gap = B.rate > 0 ? (double)NS_PER_S / B.rate : 0;
         for (int i = 0; i < B.publishers; i++) {
             B.pubs[i].src = (B.subscribers + i) % B.nsrc;
-            B.pubs[i].due = now;
+            B.pubs[i].due = now + (int64_t)(gap * i);
             s_kick(&B.pubs[i], now);
         }
     }
