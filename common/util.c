@@ -97,7 +97,11 @@ void bx_buf_puts(bx_buf_t *b, const char *s)
 
 void bx_buf_putc(bx_buf_t *b, char c)
 {
-    bx_buf_append(b, &c, 1);
+    /* The common case, room for c and the terminator, without a call. */
+    if (b->len + 2 > b->cap)
+        bx_buf_reserve(b, 1);
+    b->data[b->len++] = c;
+    b->data[b->len] = '\0';
 }
 
 void bx_buf_printf(bx_buf_t *b, const char *fmt, ...)

@@ -94,20 +94,28 @@ static void s_close_frames(zmq_msg_t *fr, int n)
 
 int bx_wire_recv(void *sock, int has_identity, bx_wire_msg_t *m)
 {
-    zmq_msg_t *fr = bx_calloc(WIRE_MAX_TOTAL, sizeof *fr);
+    zmq_msg_t first;
+    zmq_msg_t *fr;
     int n = 0;          /* frames kept in fr */
     int extra = 0;      /* frames beyond WIRE_MAX_TOTAL, read and dropped */
     int more;
     int hi = has_identity ? 1 : 0;   /* index of the header frame */
 
     memset(m, 0, sizeof *m);
-    zmq_msg_init(&fr[0]);
-    if (zmq_msg_recv(&fr[0], sock, ZMQ_DONTWAIT) < 0) {
+    /* The first frame on the stack: the last call of a busy loop finds
+     * nothing (EAGAIN) and allocates nothing. Every slot of fr is
+     * initialised before use, so it needs no zeroing. */
+    zmq_msg_init(&first);
+    if (zmq_msg_recv(&first, sock, ZMQ_DONTWAIT) < 0) {
         int e = errno;
-        s_close_frames(fr, 1);
+        zmq_msg_close(&first);
         errno = e;
         return e == EAGAIN ? 1 : -1;
     }
+    fr = bx_malloc(WIRE_MAX_TOTAL * sizeof *fr);
+    zmq_msg_init(&fr[0]);
+    zmq_msg_move(&fr[0], &first);
+    zmq_msg_close(&first);
     n = 1;
     more = zmq_msg_more(&fr[0]);
     /* The rest of a multipart message arrives with its first frame, so

@@ -22,6 +22,7 @@
 #define BATCH_RECV 1024   /* messages handled before timers get a turn */
 #define SLOW_COMMIT_US 100000   /* a group commit this long is worth a warning */
 #define SLOW_COMMIT_EVERY_MS 10000   /* at most one such warning this often */
+#define PEER_SCAN_MAX 8   /* up to this many responders, found without the index */
 
 /* A responder, known by its ZeroMQ routing id. */
 typedef struct {
@@ -82,6 +83,15 @@ static int s_send(void *ud, const bx_origin_t *to, int status, const char *brows
 
 static uint32_t s_peer(bx_server_t *srv, const void *id, size_t idlen)
 {
+    /* A few responders is the usual case: comparing their ids costs less
+     * than hashing the id for the index, on every request. */
+    if (srv->npeers <= PEER_SCAN_MAX && idlen <= sizeof srv->peers[0].id) {
+        for (uint32_t i = 0; i < srv->npeers; i++) {
+            const s_peer_t *p = &srv->peers[i];
+            if (p->idlen == idlen && memcmp(p->id, id, idlen) == 0)
+                return i;
+        }
+    }
     uintptr_t v = (uintptr_t)bx_map_get(srv->peer_index, id, idlen);
     if (v)
         return (uint32_t)(v - 1);
