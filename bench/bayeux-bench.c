@@ -129,6 +129,7 @@ typedef struct {
     size_t raw_pos;         /* chunked: next undecoded byte */
     int64_t sent_ns;        /* request start */
     int64_t retry_at;       /* no new request before this */
+    int64_t interval;       /* advice.interval (ns), kept until advised again */
     int64_t last_connect;   /* publisher: last connect sent */
     int64_t due;            /* publisher: next publish time */
     uint32_t *seen;         /* subscriber: last sequence per publisher */
@@ -921,14 +922,17 @@ static bool s_needs_handshake(json_object *reply)
     return err && (strncmp(err, "401:", 4) == 0 || strncmp(err, "402:", 4) == 0);
 }
 
-static int64_t s_advice_interval(json_object *reply)
+/* The pause before the next connect: the last advice.interval received.
+ * Like the CometD and Faye clients, advice is kept until a reply brings
+ * new advice (servers send it on the first reply and when it changes). */
+static int64_t s_advice_interval(client_t *c, json_object *reply)
 {
     json_object *advice, *v;
     if (json_object_object_get_ex(reply, "advice", &advice) &&
         json_object_object_get_ex(advice, "interval", &v) &&
         json_object_is_type(v, json_type_int))
-        return json_object_get_int64(v) * NS_PER_MS;
-    return 0;
+        c->interval = json_object_get_int64(v) * NS_PER_MS;
+    return c->interval;
 }
 
 static void s_reply_ok(client_t *c, json_object *reply, int64_t now)
@@ -952,7 +956,7 @@ static void s_reply_ok(client_t *c, json_object *reply, int64_t now)
             json_object_object_get_ex(ext, "ack", &ack) &&
             json_object_is_type(ack, json_type_int))
             c->ack = json_object_get_int64(ack);
-        c->retry_at = now + s_advice_interval(reply);
+        c->retry_at = now + s_advice_interval(c, reply);
         if (c->phase == PH_CONNECT0)
             c->phase = c->role == ROLE_SUB ? PH_SUBSCRIBE : PH_LOOP;
         break;
