@@ -112,10 +112,7 @@ check "refuses an unknown key: exit 2" \
 "$bayeuxd" --dispatcher "ipc://$tmp/d.sock" --database :memory: --app-endpoint "$app" \
     --events-endpoint "$events" --log "$tmp/bayeuxd.log" </dev/null >"$tmp/bayeuxd.out" 2>&1 &
 dpid=$!
-for _ in $(seq 100); do
-    [ -S "$tmp/app.sock" ] && [ -S "$tmp/events.sock" ] && break
-    sleep 0.1
-done
+wait_for test -S "$tmp/app.sock" -a -S "$tmp/events.sock"
 printf '# the shared file\ntimeout = 20s\napp-endpoint = "%s"\nevents-endpoint = %s\n' \
     "$app" "$events" >"$tmp/live.conf"
 check "reads app-endpoint from the config file" \
@@ -130,7 +127,7 @@ check "the ipc:// sockets have mode 0660 (app-mode)" \
 # tcp:// works as well: a second bayeuxd on a loopback port.
 tcp_stats() {
     local port pid rc=1
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    port=$(free_port)
     "$bayeuxd" --dispatcher "ipc://$tmp/d2.sock" --database :memory: \
         --app-endpoint "tcp://127.0.0.1:$port" --events-endpoint "" \
         --log "$tmp/bayeuxd2.log" </dev/null >/dev/null 2>&1 &

@@ -20,14 +20,7 @@ trap cleanup EXIT
 . "$top_srcdir/tests/tap.sh"
 
 bench=$top_builddir/bench/bayeux-bench
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_for() {   # wait_for COMMAND...: up to 10 s
-    for _ in $(seq 100); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-    return 1
-}
-# json_field FILE EXPR: evaluates a Python expression over the JSON line
+# json_check FILE EXPR: evaluates a Python expression over the JSON line
 # (the generator's last line) bound to d.
 json_check() {
     python3 -c 'import json,sys; d=json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]); sys.exit(0 if eval(sys.argv[2]) else 1)' "$1" "$2" ||
