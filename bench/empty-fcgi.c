@@ -47,6 +47,12 @@ static void s_on_term(int sig)
     s_stop = 1;
 }
 
+static int s_usage(void)
+{
+    fprintf(stderr, "usage: empty-fcgi --listen unix:PATH|tcp:HOST:PORT [--workers N]\n");
+    return 2;
+}
+
 static int s_ends_with(const char *s, const char *tail)
 {
     size_t n = s ? strlen(s) : 0, m = strlen(tail);
@@ -94,15 +100,11 @@ int main(int argc, char **argv)
             listen = argv[++i];
         else if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc)
             workers = atoi(argv[++i]);
-        else {
-            fprintf(stderr, "usage: empty-fcgi --listen unix:PATH|tcp:HOST:PORT [--workers N]\n");
-            return 2;
-        }
+        else
+            return s_usage();
     }
-    if (!listen || workers < 1 || workers > 64) {
-        fprintf(stderr, "usage: empty-fcgi --listen unix:PATH|tcp:HOST:PORT [--workers N]\n");
-        return 2;
-    }
+    if (!listen || workers < 1 || workers > 64)
+        return s_usage();
     if (FCGX_Init() != 0) {
         fprintf(stderr, "empty-fcgi: FCGX_Init failed\n");
         return 1;
