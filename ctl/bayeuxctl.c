@@ -92,7 +92,8 @@ static const char *const s_foreign[] = {
     "dispatcher", "log", "log-level", "max-body", "max-messages", "max-depth",
     /* bayeuxd */
     "timeout", "interval", "max-interval", "sweep-period", "browser-binding",
-    "duplicate-connect-status", "max-queue", "queue-overflow", "ack", "history",
+    "duplicate-connect-status", "max-queue", "max-queue-bytes", "max-reply-bytes",
+    "queue-memory", "queue-overflow", "ack", "history",
     "timestamp", "database", "synchronous", "pidfile", "app-mode",
     /* bayeuxd, security (auth-secret and auth-secret-file are ours too) */
     "auth", "channel-rules", "channel-default",

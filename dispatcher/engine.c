@@ -41,7 +41,10 @@ void bx_engine_cfg_defaults(bx_engine_cfg_t *cfg)
     cfg->browser_binding = 1;
     cfg->duplicate_connect_status = 500;
     cfg->max_queue = 10000;
+    cfg->max_queue_bytes = 1 << 20;
     cfg->overflow_end = 0;
+    cfg->max_reply_bytes = 512 << 10;
+    cfg->queue_memory = 64 << 20;
     cfg->ack = 1;
     cfg->timestamp = 0;
     cfg->history = NULL;
@@ -343,7 +346,7 @@ static void s_splice_ack(s_req_t *r, int final)
         return;
     char num[24];
     snprintf(num, sizeof num, "%llu",
-             (unsigned long long)(final ? bx_ack_batch(r->e, s) : s->batch - 1));
+             (unsigned long long)(final ? bx_ack_batch(r->e, s) : bx_ack_none(s)));
     bx_buf_t full;
     bx_buf_init(&full);
     bx_buf_append(&full, r->replies.data, r->ack_off);
@@ -730,6 +733,11 @@ void bx_engine_request(bx_engine_t *e, const bx_origin_t *from, int transport,
 
 void bx_engine_cancel(bx_engine_t *e, const bx_origin_t *from, int64_t now)
 {
+    /* Answered since the last flush: that reply is not sent, and what it
+     * took from a queue goes back for the next connect. */
+    for (uint32_t i = 0; i < e->nout; i++)
+        if (e->out[i].to.peer == from->peer && e->out[i].to.reqid == from->reqid)
+            e->out[i].cancelled = 1;
     bx_session_t *s = bx_state_parked_by_origin(e, from);
     if (!s)
         return;

@@ -41,8 +41,17 @@ typedef struct {
     int duplicate_connect_status;  /* HTTP status that releases a held connect
                                       superseded by a newer one (CometD: 500) */
     int64_t max_queue;             /* messages queued per session; 0 = unbounded */
-    int overflow_end;              /* beyond max_queue: 1 ends the session,
-                                      0 drops the oldest message */
+    int64_t max_queue_bytes;       /* bytes queued per session; 0 = unbounded
+                                      (one message is always let in) */
+    int overflow_end;              /* beyond max_queue or max_queue_bytes: 1
+                                      ends the session, 0 drops the oldest */
+    int64_t max_reply_bytes;       /* queued bytes one reply carries (at least
+                                      one message, or one ack batch); the rest
+                                      waits for the next connect; 0 = all */
+    int64_t queue_memory;          /* budget of all sessions' queued messages,
+                                      each counted once: beyond it the largest
+                                      queues are trimmed (docs/security.md);
+                                      0 = no budget */
     int ack;                       /* offer the ack extension */
     int timestamp;                 /* stamp deliveries with "timestamp" */
     const char *history;           /* "PATTERN COUNT [MAX-AGE], ..." or NULL;
@@ -66,7 +75,8 @@ typedef struct {
 enum { BX_AUTH_OFF = 0, BX_AUTH_OPTIONAL, BX_AUTH_REQUIRED };
 
 /* CometD's defaults: timeout 20000, interval 0, maxInterval 10000, sweep 997,
- * browser binding on, duplicate connect 500; max_queue 10000, drop oldest;
+ * browser binding on, duplicate connect 500; max_queue 10000 and 1 MiB per
+ * session, drop oldest; replies of 512 KiB; 64 MiB of queued messages;
  * ack offered; no timestamps, no history; messages bounded by the request
  * size only, 1000 sessions per address, no publish rate limit, no stats
  * channel. */
@@ -152,7 +162,8 @@ void bx_engine_request(bx_engine_t *e, const bx_origin_t *from, int transport,
                        int64_t now);
 
 /* The HTTP client of request `from` went away. If it was a held connect, it is
- * forgotten without a reply; queued messages wait for the next connect. */
+ * forgotten without a reply; if it was answered since the last flush, the
+ * answer is not sent. Queued messages wait for the next connect. */
 void bx_engine_cancel(bx_engine_t *e, const bx_origin_t *from, int64_t now);
 
 /* Answers held connects whose time is up and removes expired sessions.
@@ -169,8 +180,12 @@ typedef struct {
     size_t parked;          /* held connects */
     uint64_t published;     /* broadcast publishes accepted */
     uint64_t delivered;     /* messages that left in a reply */
-    uint64_t dropped;       /* messages dropped by max_queue */
+    uint64_t dropped;       /* messages dropped by max_queue (or bytes) */
     uint64_t overflowed;    /* sessions ended by max_queue (end-session) */
+    uint64_t evicted;       /* messages dropped, or sessions ended, to keep
+                               within queue_memory */
+    uint64_t queued_bytes;  /* bytes of queued messages, each counted once */
+    uint64_t queued_msgs;   /* queued messages, each counted once */
     uint64_t expired;       /* sessions removed by expiry */
     uint64_t acked;         /* messages acknowledged by ack sessions */
     uint64_t replayed;      /* history messages queued by a replay */

@@ -53,13 +53,15 @@ struct bx_session {
     uint8_t in_wake;                    /* on the engine's wake list */
     uint8_t ack;                        /* the ack extension is on */
     uint8_t doomed;                     /* to be removed (queue overflow) */
-    uint64_t batch;                     /* ack: the next batch number */
+    uint64_t batch;                     /* ack: the open batch, the number
+                                           messages queued now are tagged with */
+    uint64_t open_bytes;                /* ack: bytes queued in the open batch */
     int64_t created;                    /* wall clock, for the database */
     char address[48];                   /* the client's address at handshake */
     char *subject;                      /* the token's subject, NULL if anonymous */
     double tokens;                      /* publish rate bucket */
     int64_t tokens_at;                  /* when it was last filled */
-    uint64_t dropped;                   /* messages max_queue dropped */
+    uint64_t dropped;                   /* messages its bounds dropped */
     bx_tsync_t park_ts;                 /* timesync of the held connect */
     bx_queue_t queue;                   /* messages waiting for a reply */
     bx_origin_t park_origin;            /* the held connect's request */
@@ -84,6 +86,8 @@ typedef struct {
                                            ack): put back if unsent */
     uint32_t ntaken;
     uint32_t nsent;                     /* messages it carries */
+    uint8_t cancelled;                  /* its client went away: not sent,
+                                           what it took goes back */
 } bx_out_t;
 
 /* A history rule from the configuration. */
@@ -126,6 +130,8 @@ struct bx_engine {
     size_t nhrules;
     bx_map_t *hist;            /* channel name -> bx_hist_t (owned) */
     uint64_t published, delivered, dropped, overflowed, expired, acked, replayed;
+    uint64_t evicted;          /* messages and sessions queue_memory took */
+    bx_qacct_t qacct;          /* every session queue's messages, once each */
     uint64_t refused[BX_REFUSAL_COUNT];
     uint64_t http_refused[5];  /* by the responders: 400, 405, 413, 414, other */
     bx_map_t *addresses;       /* client address -> live sessions (uintptr) */
@@ -148,7 +154,7 @@ size_t bx_state_address_count(bx_engine_t *e, const char *addr);
 int bx_state_subscribe(bx_engine_t *e, bx_session_t *s, const char *name, size_t len);
 int bx_state_unsubscribe(bx_engine_t *e, bx_session_t *s, const char *name, size_t len);
 
-/* state.c: queues a message (bx_persist_enqueue) for every session
+/* state.c: queues a message (bx_enqueue) for every session
  * subscribed to a pattern that matches name, once per session; parked
  * sessions go on the wake list. Returns how many sessions it reached. */
 size_t bx_state_fanout(bx_engine_t *e, const char *name, bx_msg_t *m);
@@ -185,8 +191,10 @@ bx_out_t *bx_out(bx_engine_t *e, const bx_origin_t *to, int status, const char *
 /* Queues "[ queued messages of s, extra ]" (s may be NULL). */
 void bx_out_body(bx_engine_t *e, const bx_origin_t *to, const char *browser, bx_session_t *s,
                  const char *extra, size_t elen);
-/* Ack: the batch number a connect reply of s carries now. */
+/* Ack: the batch number a connect reply of s carries now, closing what it
+ * carries; bx_ack_none: the number of a reply that carries none of it. */
 uint64_t bx_ack_batch(bx_engine_t *e, bx_session_t *s);
+uint64_t bx_ack_none(const bx_session_t *s);
 const char *bx_ack_member(bx_engine_t *e, bx_session_t *s, char *buf, size_t len);
 /* Answers the held connect of s with what is queued; reconnect: advice or NULL. */
 void bx_answer_parked(bx_engine_t *e, bx_session_t *s, int64_t now, const char *reconnect);
@@ -205,9 +213,24 @@ size_t bx_broadcast(bx_engine_t *e, const char *channel, json_object *msg, int64
 /* engine.c: answers the held connects of sessions that got messages. */
 void bx_wake(bx_engine_t *e, int64_t now);
 
-/* persist.c: queues m for s (the ack batch tag, the database row, the
- * max_queue policy). */
-void bx_persist_enqueue(bx_engine_t *e, bx_session_t *s, bx_msg_t *m);
+/* squeue.c: queues m for s within its bounds (max_queue, max_queue_bytes:
+ * the oldest dropped or the session doomed), in the ack batch it belongs to
+ * (batches are closed at max_reply_bytes), its row written for an ack
+ * session; then keeps all queues within queue_memory. */
+void bx_enqueue(bx_engine_t *e, bx_session_t *s, bx_msg_t *m);
+/* squeue.c: how many of the oldest queued messages of s the next reply
+ * carries: as many as fit in max_reply_bytes, at least one; for an ack
+ * session whole batches tagged <= upto only, at least the first. *last: the
+ * tag of the last one carried (may be NULL). */
+uint32_t bx_reply_count(const bx_engine_t *e, const bx_session_t *s, uint64_t upto,
+                        uint64_t *last);
+/* squeue.c: ends s after the current fan-out (bx_reap_doomed). */
+void bx_doom(bx_engine_t *e, bx_session_t *s);
+
+/* persist.c: m was queued for the ack session s under batch: its rows. */
+void bx_persist_queued(bx_engine_t *e, const bx_session_t *s, bx_msg_t *m, uint64_t batch);
+/* persist.c: m, queued for s, was dropped unsent (bounds, memory budget). */
+void bx_persist_dropped(bx_engine_t *e, const bx_session_t *s, bx_msg_t *m);
 /* persist.c: the client acknowledged batch: drops what was sent up to it. */
 void bx_persist_ack(bx_engine_t *e, bx_session_t *s, uint64_t batch);
 /* persist.c: a message reference that was a database row is gone. */

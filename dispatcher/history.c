@@ -327,7 +327,7 @@ void bx_history_replay(bx_engine_t *e, bx_session_t *s, const char *const *names
                 queued = bx_queue_at(&s->queue, j) == cand[i].m;
             if (queued)
                 continue;
-            bx_persist_enqueue(e, s, cand[i].m);
+            bx_enqueue(e, s, cand[i].m);
             e->replayed++;
         }
         bx_state_wake(e, s);

@@ -14,6 +14,7 @@ bx_msg_t *bx_msg_new(const char *json, size_t len)
     m->id = 0;
     m->time = 0;
     m->stored = 0;
+    m->held = 0;
     memcpy(m->json, json, len);
     m->json[len] = '\0';
     return m;
@@ -32,6 +33,25 @@ void bx_msg_unref(bx_msg_t **pm)
     if (--(*pm)->refs == 0)
         free(*pm);
     *pm = NULL;
+}
+
+/* m enters or leaves q: its bytes, and the accounting's distinct ones. */
+static void s_count_in(bx_queue_t *q, bx_msg_t *m)
+{
+    q->bytes += m->len;
+    if (q->acct && m->held++ == 0) {
+        q->acct->bytes += m->len;
+        q->acct->msgs++;
+    }
+}
+
+static void s_count_out(bx_queue_t *q, bx_msg_t *m)
+{
+    q->bytes -= m->len;
+    if (q->acct && --m->held == 0) {
+        q->acct->bytes -= m->len;
+        q->acct->msgs--;
+    }
 }
 
 /* Makes room for at least need entries, keeping the order from head. */
@@ -58,6 +78,7 @@ void bx_queue_push(bx_queue_t *q, bx_msg_t *m, uint64_t tag)
     e->m = bx_msg_ref(m);
     e->tag = tag;
     q->count++;
+    s_count_in(q, m);
 }
 
 void bx_queue_unshift(bx_queue_t *q, bx_msg_t **ms, uint32_t n)
@@ -70,6 +91,7 @@ void bx_queue_unshift(bx_queue_t *q, bx_msg_t **ms, uint32_t n)
         q->ring[q->head].m = ms[i];
         q->ring[q->head].tag = 0;
         q->count++;
+        s_count_in(q, ms[i]);
     }
 }
 
@@ -95,6 +117,7 @@ bx_msg_t *bx_queue_shift(bx_queue_t *q)
         return NULL;
     bx_msg_t *m = q->ring[q->head].m;
     q->ring[q->head].m = NULL;
+    s_count_out(q, m);
     q->head = (q->head + 1) % q->cap;
     q->count--;
     s_shrink(q);
@@ -104,6 +127,7 @@ bx_msg_t *bx_queue_shift(bx_queue_t *q)
 void bx_queue_pop(bx_queue_t *q, uint32_t n)
 {
     for (uint32_t i = 0; i < n && q->count > 0; i++) {
+        s_count_out(q, q->ring[q->head].m);
         bx_msg_unref(&q->ring[q->head].m);
         q->head = (q->head + 1) % q->cap;
         q->count--;

@@ -18,6 +18,7 @@ typedef struct bx_msg {
     int64_t time;       /* wall-clock ms when published */
     uint32_t stored;    /* references that are rows in the database (queued
                            and history rows); the row goes at zero */
+    uint32_t held;      /* queues with an accounting (bx_qacct_t) holding it */
     char json[];        /* one JSON object, NUL-terminated */
 } bx_msg_t;
 
@@ -34,6 +35,13 @@ typedef struct {
     uint64_t tag;
 } bx_qent_t;
 
+/* What a set of queues holds, each message counted once however many of
+ * them share it: the memory their messages really take. */
+typedef struct {
+    uint64_t bytes;     /* bytes of json of the distinct messages */
+    uint64_t msgs;      /* distinct messages */
+} bx_qacct_t;
+
 /* FIFO of message references (a ring that grows; lazily allocated so an idle
  * session costs nothing here). */
 typedef struct {
@@ -41,6 +49,9 @@ typedef struct {
     uint32_t head;      /* index of the oldest */
     uint32_t count;
     uint32_t cap;
+    uint64_t bytes;     /* bytes of json of the messages in it */
+    bx_qacct_t *acct;   /* borrowed, or NULL: counts the messages once across
+                           the queues that share it (bx_msg_t.held) */
 } bx_queue_t;
 
 /* Appends a reference to m (takes a new reference) with its tag. */

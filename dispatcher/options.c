@@ -30,6 +30,9 @@ const bx_option_t *bx_dopts_init(bx_dopts_t *o)
     o->browser_binding = d.browser_binding;
     o->duplicate_connect_status = d.duplicate_connect_status;
     o->max_queue = d.max_queue;
+    o->max_queue_bytes = d.max_queue_bytes;
+    o->max_reply_bytes = d.max_reply_bytes;
+    o->queue_memory = d.queue_memory;
     o->queue_overflow = (char *)"drop-oldest";
     o->ack = d.ack;
     o->timestamp = d.timestamp;
@@ -73,8 +76,17 @@ const bx_option_t *bx_dopts_init(bx_dopts_t *o)
           "HTTP status that releases a held connect superseded by a newer one" },
         { "max-queue", BX_OPT_INT, &o->max_queue, 0, 100000000,
           "messages queued (or unacknowledged) per session (0: no limit)" },
+        { "max-queue-bytes", BX_OPT_SIZE, &o->max_queue_bytes, 0, (int64_t)1 << 40,
+          "bytes queued (or unacknowledged) per session (0: no limit)" },
         { "queue-overflow", BX_OPT_STR, &o->queue_overflow, 0, 0,
-          "beyond max-queue: drop-oldest, or end-session (the client handshakes again)" },
+          "beyond max-queue or max-queue-bytes: drop-oldest, or end-session (the "
+          "client handshakes again)" },
+        { "max-reply-bytes", BX_OPT_SIZE, &o->max_reply_bytes, 0, (int64_t)1 << 40,
+          "queued bytes one reply carries, at least one message; the rest goes in the "
+          "next (0: no limit)" },
+        { "queue-memory", BX_OPT_SIZE, &o->queue_memory, 0, (int64_t)1 << 40,
+          "memory for all queued messages; beyond it the largest queues are trimmed "
+          "(0: no limit)" },
         { "ack", BX_OPT_BOOL, &o->ack, 0, 1,
           "offer the ack extension: nothing is lost between a client and bayeuxd" },
         { "history", BX_OPT_STR, &o->history, 0, 0,
@@ -199,6 +211,9 @@ void bx_dopts_engine_cfg(const bx_dopts_t *o, bx_engine_cfg_t *cfg)
     cfg->browser_binding = o->browser_binding;
     cfg->duplicate_connect_status = (int)o->duplicate_connect_status;
     cfg->max_queue = o->max_queue;
+    cfg->max_queue_bytes = o->max_queue_bytes;
+    cfg->max_reply_bytes = o->max_reply_bytes;
+    cfg->queue_memory = o->queue_memory;
     cfg->overflow_end = strcmp(o->queue_overflow, "end-session") == 0;
     cfg->ack = o->ack;
     cfg->timestamp = o->timestamp;

@@ -21,6 +21,9 @@ typedef struct {
     int browser_binding;
     int64_t duplicate_connect_status;
     int64_t max_queue;
+    int64_t max_queue_bytes;
+    int64_t max_reply_bytes;
+    int64_t queue_memory;
     char *queue_overflow;          /* "drop-oldest" or "end-session" */
     int ack, timestamp;
     char *history;                 /* "PATTERN COUNT [MAX-AGE], ..." */

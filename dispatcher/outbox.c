@@ -61,15 +61,16 @@ bx_out_t *bx_out(bx_engine_t *e, const bx_origin_t *to, int status, const char *
     return o;
 }
 
-/* Sends "[ queued messages of s, extra ]": with the ack extension the
- * messages stay queued until acknowledged, else they leave the queue with
- * the reply (and come back if it cannot be sent). extra is one reply object
- * (or several, comma-separated). */
+/* Sends "[ queued messages of s, extra ]": as many as bx_reply_count lets
+ * one reply carry. With the ack extension they stay queued until
+ * acknowledged (bx_ack_batch closed the batches they belong to), else they
+ * leave the queue with the reply (and come back if it cannot be sent).
+ * extra is one reply object (or several, comma-separated). */
 void bx_out_body(bx_engine_t *e, const bx_origin_t *to, const char *browser,
                        bx_session_t *s, const char *extra, size_t elen)
 {
     bx_buf_t b;
-    uint32_t n = s ? s->queue.count : 0;
+    uint32_t n = s ? bx_reply_count(e, s, s->batch - 1, NULL) : 0;
     /* One allocation of the exact size: "[", the messages and extra with
      * a comma between each two, "]". */
     size_t need = 2 + elen + n;
@@ -103,16 +104,33 @@ void bx_out_body(bx_engine_t *e, const bx_origin_t *to, const char *browser,
     }
 }
 
-/* Ack: the batch number a connect reply of s carries. It names everything
- * queued now; messages queued later get the next number. A reply with
- * nothing new repeats the last number, so idle connects write nothing. */
+/* Ack: the batch number a connect reply of s carries (bx_reply_count: as
+ * many whole batches as fit in one reply). Messages queued later get a
+ * higher number. A reply with nothing queued repeats the last number, so
+ * idle connects write nothing. */
 uint64_t bx_ack_batch(bx_engine_t *e, bx_session_t *s)
 {
-    if (s->queue.count == 0)
+    uint64_t last;
+    uint32_t n = bx_reply_count(e, s, s->batch, &last);
+    if (n == 0)
         return s->batch - 1;
+    if (n < s->queue.count)
+        return last;     /* the open batch waits for a later reply */
+    /* All of it: the open batch is closed, even if empty (messages sent
+     * again), so every reply that carries the whole queue has a new number,
+     * as CometD's. */
     uint64_t b = s->batch++;
+    s->open_bytes = 0;
     bx_persist_session_batch(e, s);
     return b;
+}
+
+/* Ack: the number a connect reply of s carries when it carries none of the
+ * queue: one below the oldest batch still queued, so that the client's
+ * acknowledgement of it cannot drop anything it has not received. */
+uint64_t bx_ack_none(const bx_session_t *s)
+{
+    return s->queue.count ? bx_queue_ent(&s->queue, 0)->tag - 1 : s->batch - 1;
 }
 
 /* Writes the ack member of a connect reply of s ("" if none) into buf. */
@@ -165,13 +183,14 @@ int bx_engine_flush(bx_engine_t *e, int64_t now)
         uint32_t nfail = 0;
         for (uint32_t i = 0; i < e->nout; i++) {
             bx_out_t *o = &e->out[i];
-            if (e->send(e->ud, &o->to, o->status, o->browser[0] ? o->browser : NULL,
+            if (!o->cancelled &&
+                e->send(e->ud, &o->to, o->status, o->browser[0] ? o->browser : NULL,
                         o->body ? o->body : "", o->len) == 0) {
                 e->delivered += o->nsent;
                 bx_out_free(o);
                 continue;
             }
-            if (o->nsent > 0)
+            if (o->nsent > 0 && !o->cancelled)
                 bx_info(TAG, "session %s: its reply could not be sent; %u message(s) kept",
                         o->session, o->nsent);
             if (o->ntaken > 0)

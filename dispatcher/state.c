@@ -36,6 +36,7 @@ bx_session_t *bx_state_session_new(bx_engine_t *e, const char *browser, const ch
     snprintf(s->browser, sizeof s->browser, "%s", browser);
     s->state = BX_SESSION_HANDSHAKEN;
     s->heap_idx = UINT32_MAX;
+    s->queue.acct = &e->qacct;
     bx_map_put(e->sessions, s->id, BX_CLIENTID_LEN, s);
     return s;
 }
@@ -199,7 +200,7 @@ static int s_fanout_pattern(const char *pattern, size_t len, void *ud)
         if (s->mark == e->fanout_seq)
             continue;
         s->mark = e->fanout_seq;
-        bx_persist_enqueue(e, s, f->m);
+        bx_enqueue(e, s, f->m);
         bx_state_wake(e, s);
         f->reached++;
     }

@@ -107,7 +107,7 @@ static const struct {
     [S_LOAD_SUB] = { "load subscriptions",
         "SELECT session, channel FROM subscription ORDER BY session, channel" },
     [S_LOAD_QUEUED] = { "load queued",
-        "SELECT session, msg, batch FROM queued ORDER BY session, msg" },
+        "SELECT session, msg, batch FROM queued ORDER BY session, batch, msg" },
     [S_LOAD_CHANNEL] = { "load channels", "SELECT name, seq FROM channel ORDER BY name" },
     [S_LOAD_HISTORY] = { "load history",
         "SELECT channel, seq, msg, time FROM history ORDER BY channel, seq" },

@@ -82,7 +82,8 @@ static const bx_option_t s_opts[] = {
 /* Keys of the shared config file that belong to bayeuxd: accepted, ignored. */
 static const char *const s_foreign[] = {
     "timeout", "interval", "max-interval", "sweep-period", "browser-binding",
-    "duplicate-connect-status", "max-queue", "queue-overflow", "ack", "history",
+    "duplicate-connect-status", "max-queue", "max-queue-bytes", "max-reply-bytes",
+    "queue-memory", "queue-overflow", "ack", "history",
     "timestamp", "database", "synchronous", "app-endpoint", "events-endpoint", "app-mode",
     "auth", "auth-secret", "auth-secret-file", "channel-default", "channel-rules",
     "max-message-size", "max-sessions-per-address", "publish-rate", "stats-channel",

@@ -144,3 +144,57 @@ void fresh(bx_engine_cfg_t *cfg)
     g_fail_reqid = -1;
 }
 
+
+/* ---- with a database ---- */
+
+bx_store_t *g_st;
+
+void fresh_store(bx_engine_cfg_t *cfg)
+{
+    bx_store_close(&g_st);
+    bx_store_cfg_t sc = { .path = ":memory:", .busy_timeout_ms = 1000 };
+    char err[256];
+    g_st = bx_store_open(&sc, err, sizeof err);
+    if (!g_st) {
+        fprintf(stderr, "store: %s\n", err);
+        exit(2);
+    }
+    fresh(cfg);
+    bx_engine_load(g_e, g_st, g_now);
+    bx_engine_flush(g_e, g_now);
+}
+
+int reload_store(bx_engine_cfg_t *cfg)
+{
+    fresh(cfg);
+    int rc = bx_engine_load(g_e, g_st, g_now);
+    bx_engine_flush(g_e, g_now);
+    return rc;
+}
+
+int64_t ext_int(json_object *m, const char *k)
+{
+    json_object *v = field(field(m, "ext"), k);
+    return v ? json_object_get_int64(v) : -1;
+}
+
+const char *data_at(const char *ch, int i)
+{
+    json_object *m = elem(ch, i);
+    return m ? json_object_get_string(field(m, "data")) : NULL;
+}
+
+const char *ack_handshake(const char *browser, char *out)
+{
+    req(LP, browser, "[{\"id\":\"1\",\"channel\":\"/meta/handshake\",\"version\":\"1.0\","
+                     "\"supportedConnectionTypes\":[\"long-polling\"],\"ext\":{\"ack\":true}}]");
+    snprintf(out, 64, "%s", sfield(elem("/meta/handshake", 0), "clientId"));
+    return out;
+}
+
+uint64_t ack_connect(const char *browser, const char *cid, long long ack)
+{
+    char extra[64];
+    snprintf(extra, sizeof extra, ",\"ext\":{\"ack\":%lld}", ack);
+    return mconnect(browser, cid, extra);
+}

@@ -8,6 +8,7 @@
 #include <json-c/json.h>
 
 #include "engine.h"
+#include "store.h"
 #include "wire.h"
 
 #define LP BX_TRANSPORT_LONG_POLLING
@@ -51,5 +52,21 @@ void publish(int transport, const char *browser, const char *cid, const char *ch
              const char *data);
 /* A new engine with cfg, replacing g_e. */
 void fresh(bx_engine_cfg_t *cfg);
+
+/* ---- with a database ---- */
+
+extern bx_store_t *g_st;
+/* A new engine on a fresh in-memory database (g_st). */
+void fresh_store(bx_engine_cfg_t *cfg);
+/* bayeuxd killed and started again: a new engine loads g_st. 0 or -1. */
+int reload_store(bx_engine_cfg_t *cfg);
+/* ext.k of m as a number, -1 if absent. */
+int64_t ext_int(json_object *m, const char *k);
+/* The data of the i-th delivery (a message on ch) of the last reply. */
+const char *data_at(const char *ch, int i);
+/* A handshake asking for the ack extension; the clientId in out. */
+const char *ack_handshake(const char *browser, char *out);
+/* A connect acknowledging batch ack. */
+uint64_t ack_connect(const char *browser, const char *cid, long long ack);
 
 #endif

@@ -49,7 +49,7 @@ static void setup(bx_engine_cfg_t *cfg)
     g_nev = 0;
 }
 
-static const char *data_at(const char *ch, int i)
+static const char *data_json(const char *ch, int i)
 {
     json_object *m = elem(ch, i);
     return m ? json_object_to_json_string_ext(field(m, "data"), JSON_C_TO_STRING_PLAIN) : NULL;
@@ -130,7 +130,7 @@ static void t_publish_and_deliver(void)
            BX_API_CHANNEL_DENIED, "/service refused: deliver is for one client");
     bx_engine_flush(g_e, g_now);
     mconnect("ba", a, NULL);
-    is_str(data_at("/news/eu", 0), "{\"h\":\"x\"}", "the subscriber gets it");
+    is_str(data_json("/news/eu", 0), "{\"h\":\"x\"}", "the subscriber gets it");
 
     /* A remote call's answer: id and successful in the delivery. */
     is_int(bx_engine_deliver(g_e, b, "/service/echo", d, "41", 1, NULL), BX_API_OK,

@@ -18,64 +18,16 @@ static int64_t s_wall(void)
     return g_wall;
 }
 
-static bx_store_t *g_st;
-
 static void cfg_init(bx_engine_cfg_t *cfg)
 {
     bx_engine_cfg_defaults(cfg);
     cfg->wall_ms = s_wall;
 }
 
-/* A new engine on a fresh in-memory database. */
-static void fresh_store(bx_engine_cfg_t *cfg)
-{
-    bx_store_close(&g_st);
-    bx_store_cfg_t sc = { .path = ":memory:", .busy_timeout_ms = 1000 };
-    char err[256];
-    g_st = bx_store_open(&sc, err, sizeof err);
-    if (!g_st) {
-        fprintf(stderr, "store: %s\n", err);
-        exit(2);
-    }
-    fresh(cfg);
-    bx_engine_load(g_e, g_st, g_now);
-    bx_engine_flush(g_e, g_now);
-}
-
 /* bayeuxd killed and started again: the memory is gone, the store stays. */
 static void restart(bx_engine_cfg_t *cfg)
 {
-    fresh(cfg);
-    ok(bx_engine_load(g_e, g_st, g_now) == 0, "restart: the store loads");
-    bx_engine_flush(g_e, g_now);
-}
-
-static int64_t ext_int(json_object *m, const char *k)
-{
-    json_object *v = field(field(m, "ext"), k);
-    return v ? json_object_get_int64(v) : -1;
-}
-
-/* The data of the i-th delivery (a message on ch) of the last reply. */
-static const char *data_at(const char *ch, int i)
-{
-    json_object *m = elem(ch, i);
-    return m ? json_object_get_string(field(m, "data")) : NULL;
-}
-
-static const char *ack_handshake(const char *browser, char *out)
-{
-    req(LP, browser, "[{\"id\":\"1\",\"channel\":\"/meta/handshake\",\"version\":\"1.0\","
-                     "\"supportedConnectionTypes\":[\"long-polling\"],\"ext\":{\"ack\":true}}]");
-    snprintf(out, 64, "%s", sfield(elem("/meta/handshake", 0), "clientId"));
-    return out;
-}
-
-static uint64_t ack_connect(const char *browser, const char *cid, long long ack)
-{
-    char extra[64];
-    snprintf(extra, sizeof extra, ",\"ext\":{\"ack\":%lld}", ack);
-    return mconnect(browser, cid, extra);
+    ok(reload_store(cfg) == 0, "restart: the store loads");
 }
 
 /* A fresh engine and store with an ack subscriber a (cookie "br",

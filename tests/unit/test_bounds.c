@@ -1,0 +1,358 @@
+/* test_bounds.c - what one client can make bayeuxd hold, in bytes: the
+ * per-session bound (max_queue_bytes), the size of one reply
+ * (max_reply_bytes, ack batches sized to match, across lost replies and a
+ * restart), the budget of all queues (queue_memory, largest first, shared
+ * messages counted once), and no reply for a request whose client left. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "enginekit.h"
+#include "log.h"
+#include "store.h"
+#include "tap.h"
+
+/* Publishes "<i>" padded with dots to 200 characters on ch. */
+static void publish_n(const char *browser, const char *cid, const char *ch, int i)
+{
+    char d[256];
+    int n = snprintf(d, sizeof d, "\"%d", i);
+    memset(d + n, '.', 200 - (size_t)n);
+    d[200] = '"';
+    d[201] = '\0';
+    publish(CP, browser, cid, ch, d);
+}
+
+/* The number a delivery's data starts with. */
+static int num_at(const char *ch, int i)
+{
+    const char *d = data_at(ch, i);
+    return d ? atoi(d) : -1;
+}
+
+static bx_engine_stats_t stats(void)
+{
+    bx_engine_stats_t st;
+    bx_engine_stats(g_e, &st);
+    return st;
+}
+
+/* Bytes one publish_n message takes in a queue. */
+static uint64_t g_msglen;
+
+static void measure_msglen(void)
+{
+    bx_engine_cfg_t cfg;
+    bx_engine_cfg_defaults(&cfg);
+    fresh(&cfg);
+    char a[64], p[64];
+    handshake("b", a);
+    mconnect("b", a, NULL);
+    handshake("bp", p);
+    subscribe("b", a, "\"/m\"");
+    publish_n("bp", p, "/m", 1);
+    g_msglen = stats().queued_bytes;
+    ok(g_msglen > 200 && g_msglen < 400, "one message takes %llu bytes in a queue",
+       (unsigned long long)g_msglen);
+}
+
+/* A subscriber a on ch and a publisher p, both connected, in a fresh engine
+ * (with a database when store). */
+static void pair(bx_engine_cfg_t *cfg, int store, int ack, char *a, char *p, const char *ch)
+{
+    char sub[64];
+    if (store)
+        fresh_store(cfg);
+    else
+        fresh(cfg);
+    if (ack) {
+        ack_handshake("b", a);
+        ack_connect("b", a, 0);
+    } else {
+        handshake("b", a);
+        mconnect("b", a, NULL);
+    }
+    handshake("bp", p);
+    mconnect("bp", p, NULL);
+    snprintf(sub, sizeof sub, "\"%s\"", ch);
+    subscribe("b", a, sub);
+}
+
+static void t_queue_bytes(void)
+{
+    bx_engine_cfg_t cfg;
+    bx_engine_cfg_defaults(&cfg);
+    cfg.max_queue_bytes = (int64_t)(3 * g_msglen + g_msglen / 2);
+    char a[64], p[64];
+    pair(&cfg, 0, 0, a, p, "/q");
+    for (int i = 0; i < 5; i++)
+        publish_n("bp", p, "/q", i);
+    bx_engine_stats_t st = stats();
+    is_int((long long)st.queued_bytes, (long long)(3 * g_msglen), "3.5 messages' bytes hold 3");
+    is_int((long long)st.dropped, 2, "the 2 oldest were dropped, counted");
+    mconnect("b", a, NULL);
+    is_int(count_elems(), 4, "the connect carries 3 messages");
+    is_int(num_at("/q", 0), 2, "from the third published");
+
+    /* One message larger than the bound still gets through alone. */
+    cfg.max_queue_bytes = 100;
+    pair(&cfg, 0, 0, a, p, "/q");
+    publish_n("bp", p, "/q", 7);
+    publish_n("bp", p, "/q", 8);
+    mconnect("b", a, NULL);
+    is_int(count_elems(), 2, "a bound smaller than one message keeps the newest");
+    is_int(num_at("/q", 0), 8, "which is the last published");
+
+    /* end-session: the session goes, its client handshakes again. */
+    cfg.max_queue_bytes = (int64_t)(2 * g_msglen);
+    cfg.overflow_end = 1;
+    pair(&cfg, 0, 0, a, p, "/q");
+    for (int i = 0; i < 3; i++)
+        publish_n("bp", p, "/q", i);
+    mconnect("b", a, NULL);
+    is_str(sfield(elem("/meta/connect", 0), "error"), "402::session_unknown",
+           "end-session: over its bytes, the session is ended");
+    is_int((long long)stats().overflowed, 1, "and counted");
+}
+
+static void t_queue_bytes_ack(void)
+{
+    bx_engine_cfg_t cfg;
+    bx_engine_cfg_defaults(&cfg);
+    cfg.max_queue_bytes = (int64_t)(3 * g_msglen);
+    char a[64], p[64];
+    pair(&cfg, 1, 1, a, p, "/q");
+    for (int i = 0; i < 6; i++)
+        publish_n("bp", p, "/q", i);
+    ok(bx_store_check(g_st, stderr) == 0, "ack: the dropped messages' rows are gone too");
+    ok(reload_store(&cfg) == 0, "restart");
+    ack_connect("b", a, 0);
+    is_int(count_elems(), 4, "after a restart the ack session has its 3 newest");
+    is_int(num_at("/q", 0), 3, "3, 4, 5");
+}
+
+/* Connects (acknowledging *ack) until nothing more comes; checks that the
+ * messages 0..n-1 arrive once each, in order, in replies of at most cap
+ * bytes of messages. Returns the replies it took. */
+static int drain(const char *a, int ack_session, long long *ack, int n, uint64_t cap,
+                 const char *what)
+{
+    int next = 0, replies = 0, bad_size = 0, bad_order = 0;
+    for (int guard = 0; guard < 100; guard++) {
+        reset_sent();
+        if (ack_session)
+            ack_connect("b", a, *ack);
+        else
+            mconnect("b", a, NULL);
+        if (g_nsent == 0)
+            break;     /* held: nothing left */
+        int k = count_elems() - 1;
+        if (k <= 0)
+            break;
+        replies++;
+        if ((uint64_t)k * g_msglen > cap && k > 1)
+            bad_size++;
+        for (int i = 0; i < k; i++)
+            if (num_at("/q", i) != next++)
+                bad_order++;
+        if (ack_session)
+            *ack = ext_int(elem("/meta/connect", 0), "ack");
+    }
+    is_int(next, n, "%s: all %d delivered", what, n);
+    is_int(bad_order, 0, "%s: once each, in order", what);
+    is_int(bad_size, 0, "%s: no reply over max-reply-bytes", what);
+    return replies;
+}
+
+static void t_reply_cap(void)
+{
+    bx_engine_cfg_t cfg;
+    bx_engine_cfg_defaults(&cfg);
+    uint64_t cap = 3 * g_msglen + 10;
+    cfg.max_reply_bytes = (int64_t)cap;
+    char a[64], p[64];
+    long long ack = 0;
+
+    pair(&cfg, 0, 0, a, p, "/q");
+    for (int i = 0; i < 10; i++)
+        publish_n("bp", p, "/q", i);
+    is_int(drain(a, 0, &ack, 10, cap, "no ack"), 4, "no ack: 10 messages in 4 replies");
+
+    /* A message larger than the cap goes alone. */
+    cfg.max_reply_bytes = 50;
+    pair(&cfg, 0, 0, a, p, "/q");
+    for (int i = 0; i < 3; i++)
+        publish_n("bp", p, "/q", i);
+    mconnect("b", a, NULL);
+    is_int(count_elems(), 2, "a message over the cap goes alone");
+
+    /* Ack: batches are closed at the cap as messages are queued, so every
+     * reply carries whole batches; the number names exactly those. */
+    cfg.max_reply_bytes = (int64_t)cap;
+    pair(&cfg, 1, 1, a, p, "/q");
+    for (int i = 0; i < 10; i++)
+        publish_n("bp", p, "/q", i);
+    ack = 0;
+    ok(drain(a, 1, &ack, 10, cap, "ack") >= 4, "ack: 10 messages in 4 replies or more");
+    ok(bx_store_check(g_st, stderr) == 0, "ack: the database is consistent");
+    is_int((long long)stats().acked, 10, "ack: all 10 acknowledged");
+}
+
+static void t_reply_cap_ack_lost_and_restart(void)
+{
+    bx_engine_cfg_t cfg;
+    bx_engine_cfg_defaults(&cfg);
+    uint64_t cap = 3 * g_msglen + 10;
+    cfg.max_reply_bytes = (int64_t)cap;
+    char a[64], p[64];
+    pair(&cfg, 1, 1, a, p, "/q");
+    for (int i = 0; i < 10; i++)
+        publish_n("bp", p, "/q", i);
+
+    /* The first reply is lost: the client acknowledges 0 again. */
+    ack_connect("b", a, 0);
+    int first = count_elems() - 1;
+    long long n1 = ext_int(elem("/meta/connect", 0), "ack");
+    ok(first > 0 && first < 10, "a first reply of %d messages, batch %lld", first, n1);
+    ack_connect("b", a, 0);
+    is_int(count_elems() - 1, first, "lost reply: the same messages again");
+    is_int(num_at("/q", 0), 0, "from the first");
+
+    /* Acknowledged; the next reply arrives, and bayeuxd restarts before
+     * the client acknowledges it: its number still names those messages. */
+    long long ack = ext_int(elem("/meta/connect", 0), "ack");
+    ack_connect("b", a, ack);
+    int second = count_elems() - 1;
+    long long n2 = ext_int(elem("/meta/connect", 0), "ack");
+    is_int(num_at("/q", 0), first, "the next reply starts after them");
+    ok(reload_store(&cfg) == 0, "restart with that reply unacknowledged");
+    ack_connect("b", a, n2);
+    is_int(num_at("/q", 0), first + second, "its acknowledgement after the restart drops "
+           "exactly its messages");
+    int got = first + second;
+    for (int guard = 0; guard < 20; guard++) {
+        int k = count_elems() - 1;
+        if (k <= 0 || num_at("/q", 0) != got)
+            break;
+        got += k;
+        ack = ext_int(elem("/meta/connect", 0), "ack");
+        reset_sent();
+        ack_connect("b", a, ack);
+    }
+    is_int(got, 10, "everything, once, in order, across the restart");
+    is_int(g_nsent, 0, "then the connect is held");
+    ok(bx_store_check(g_st, stderr) == 0, "the database is consistent");
+}
+
+static void t_queue_memory(void)
+{
+    bx_engine_cfg_t cfg;
+    bx_engine_cfg_defaults(&cfg);
+    cfg.max_queue_bytes = 0;
+    cfg.queue_memory = (int64_t)(40 * g_msglen);
+    fresh(&cfg);
+    char s[8][64], p[64];
+    handshake("bp", p);
+    mconnect("bp", p, NULL);
+    for (int i = 0; i < 8; i++) {
+        char b[8], sub[32];
+        snprintf(b, sizeof b, "b%d", i);
+        handshake(b, s[i]);
+        mconnect(b, s[i], NULL);
+        snprintf(sub, sizeof sub, "[\"/all\",\"/own/%d\"]", i);
+        subscribe(b, s[i], sub);
+    }
+    /* One message to all 8 queues is held once. */
+    publish_n("bp", p, "/all", 0);
+    bx_engine_stats_t st = stats();
+    ok(st.queued_bytes > g_msglen / 2 && st.queued_bytes < 2 * g_msglen,
+       "a shared message is counted once (%llu bytes)", (unsigned long long)st.queued_bytes);
+    is_int((long long)st.queued_msgs, 1, "one message held");
+
+    /* One queue grows past the budget: it alone is cut, the others keep
+     * theirs. */
+    for (int i = 0; i < 3; i++)
+        publish_n("bp", p, "/own/1", 100 + i);
+    for (int i = 0; i < 60; i++)
+        publish_n("bp", p, "/own/0", i);
+    st = stats();
+    ok(st.queued_bytes <= (uint64_t)cfg.queue_memory, "queued bytes stay within the budget "
+       "(%llu <= %lld)", (unsigned long long)st.queued_bytes, (long long)cfg.queue_memory);
+    ok(st.evicted > 0, "messages were evicted (%llu)", (unsigned long long)st.evicted);
+    mconnect("b1", s[1], NULL);
+    is_int(count_elems(), 5, "a small queue is untouched: its 4 messages");
+    mconnect("b2", s[2], NULL);
+    is_int(count_elems(), 2, "another keeps the shared one");
+    mconnect("b0", s[0], NULL);
+    int k = count_elems() - 1;
+    ok(k > 0 && k < 61, "the largest queue was cut (%d left)", k);
+    is_int(json_object_get_int(field(json_object_array_get_idx(last()->body, k - 1), "data")),
+           59, "keeping its newest");
+
+    /* end-session: the largest session is ended instead. */
+    cfg.overflow_end = 1;
+    fresh(&cfg);
+    handshake("bp", p);
+    mconnect("bp", p, NULL);
+    for (int i = 0; i < 2; i++) {
+        char b[8], sub[32];
+        snprintf(b, sizeof b, "b%d", i);
+        handshake(b, s[i]);
+        mconnect(b, s[i], NULL);
+        snprintf(sub, sizeof sub, "\"/own/%d\"", i);
+        subscribe(b, s[i], sub);
+    }
+    publish_n("bp", p, "/own/1", 1);
+    for (int i = 0; i < 45; i++)
+        publish_n("bp", p, "/own/0", i);
+    mconnect("b0", s[0], NULL);
+    is_str(sfield(elem("/meta/connect", 0), "error"), "402::session_unknown",
+           "end-session: the largest session was ended");
+    mconnect("b1", s[1], NULL);
+    is_int(count_elems(), 2, "the other keeps its message");
+}
+
+static void t_cancel_answered(void)
+{
+    bx_engine_cfg_t cfg;
+    bx_engine_cfg_defaults(&cfg);
+    char a[64], p[64];
+    pair(&cfg, 0, 0, a, p, "/q");
+    publish_n("bp", p, "/q", 0);
+    publish_n("bp", p, "/q", 1);
+    reset_sent();
+    /* The connect is answered at once, but its client is gone before the
+     * answer leaves (one loop turn of bayeuxd). */
+    char buf[256];
+    snprintf(buf, sizeof buf, "[{\"channel\":\"/meta/connect\",\"clientId\":\"%s\","
+             "\"connectionType\":\"long-polling\"}]", a);
+    json_object *batch = json_tokener_parse(buf);
+    bx_origin_t o = { 0, g_reqid++ };
+    bx_engine_request(g_e, &o, LP, "b", "127.0.0.1", batch, g_now);
+    bx_engine_cancel(g_e, &o, g_now);
+    bx_engine_flush(g_e, g_now);
+    json_object_put(batch);
+    is_int(g_nsent, 0, "no reply is sent to a request whose client left");
+    is_int((long long)stats().delivered, 0, "nothing counted as delivered");
+    mconnect("b", a, NULL);
+    is_int(count_elems(), 3, "the next connect gets both messages");
+    is_int(num_at("/q", 0), 0, "in order");
+}
+
+int main(void)
+{
+    bx_log_level = BX_LOG_ERROR;
+    measure_msglen();
+    t_queue_bytes();
+    t_queue_bytes_ack();
+    t_reply_cap();
+    t_reply_cap_ack_lost_and_restart();
+    t_queue_memory();
+    t_cancel_answered();
+    reset_sent();
+    bx_engine_destroy(&g_e);
+    bx_store_close(&g_st);
+    done_testing();
+    return exit_status();
+}
