@@ -14,7 +14,9 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "guard.h"
 #include "log.h"
@@ -969,6 +971,44 @@ static int s_check(bx_store_t *st, FILE *out)
             (long long)counts[0], (long long)counts[1], (long long)counts[2],
             (long long)counts[3], (long long)counts[4], (long long)counts[5]);
     return 0;
+}
+
+int bx_store_backup(bx_store_t *st, const char *path, char *err, size_t errlen)
+{
+    assert(st && path);
+    sqlite3 *dst = NULL;
+    struct stat sb;
+    int rc;
+
+    /* A new file only: never over a database, this one least of all. */
+    if (stat(path, &sb) == 0 || errno != ENOENT) {
+        bx_errf(err, errlen, "%s: %s", path, errno == ENOENT || stat(path, &sb) == 0
+                ? "exists already: name a new file" : strerror(errno));
+        return -1;
+    }
+    /* The copy holds what is committed: the open transaction goes first. */
+    if (bx_store_commit(st) != 0) {
+        bx_errf(err, errlen, "the open transaction could not be committed");
+        return -1;
+    }
+    rc = sqlite3_open_v2(path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_backup *b = sqlite3_backup_init(dst, "main", st->db, "main");
+        if (b) {
+            rc = sqlite3_backup_step(b, -1);
+            if (rc == SQLITE_DONE)
+                rc = SQLITE_OK;
+            sqlite3_backup_finish(b);
+        } else {
+            rc = sqlite3_errcode(dst);
+        }
+    }
+    if (rc != SQLITE_OK)
+        bx_errf(err, errlen, "%s: %s", path, dst ? sqlite3_errmsg(dst) : sqlite3_errstr(rc));
+    sqlite3_close(dst);
+    if (rc != SQLITE_OK)
+        unlink(path);
+    return rc == SQLITE_OK ? 0 : -1;
 }
 
 bx_fault_t bx_store_fault(const bx_store_t *st, const char **why)
