@@ -128,6 +128,9 @@ static void s_usage(FILE *out)
 "  session CLIENTID                 one session: its subscriptions, queue, state\n"
 "  subscribers CHANNEL              the sessions a publish to CHANNEL would reach\n"
 "  stats                            bayeuxd's counters\n"
+"  backup FILE                      bayeuxd writes a copy of its database, as of its\n"
+"                                   last commit, into the new file FILE (the way to\n"
+"                                   back up or --check-db a database in use)\n"
 "  events [TOPIC]                   print events as they happen, one a line:\n"
 "                                   \"TOPIC JSON\"; TOPIC is a prefix (session.,\n"
 "                                   subscribe, service:/service/echo; none: all);\n"
@@ -726,7 +729,9 @@ static int s_token(char **args, int nargs)
 /* ------------------------------------------------------------ commands */
 
 /* A request's fields come from the command's arguments as args spells
- * them: 'I' a clientId, 'C' a channel name, 'd' DATA (optional: null). A
+ * them: 'I' a clientId, 'C' a channel name, 'd' DATA (optional: null), 'P'
+ * a file for bayeuxd to write (made absolute: bayeuxd has its own working
+ * directory). A
  * command with run does something other than one request; its args only
  * count its arguments (lower case: optional). */
 typedef struct {
@@ -744,6 +749,7 @@ static const s_cmd_t s_cmds[] = {
     { "session", "I", "CLIENTID", NULL },
     { "subscribers", "C", "CHANNEL", NULL },
     { "stats", "", "", NULL },
+    { "backup", "P", "FILE", NULL },
     { "events", "t", "[TOPIC]", s_events },
     { "token", "Ss", "SUBJECT [SECONDS]", s_token },
     { NULL, NULL, NULL, NULL }
@@ -764,6 +770,19 @@ static int s_build(const s_cmd_t *cmd, char **a, int n, bx_buf_t *req)
             if (s_check_channel(v))
                 return S_EXIT_USAGE;
             s_put_str(req, "channel", v);
+        } else if (cmd->args[i] == 'P') {
+            char cwd[4096];
+            if (!*v)
+                return s_usage_error("empty FILE");
+            if (v[0] == '/' || !getcwd(cwd, sizeof cwd)) {
+                s_put_str(req, "path", v);
+            } else {
+                bx_buf_t abs;
+                bx_buf_init(&abs);
+                bx_buf_printf(&abs, "%s/%s", cwd, v);
+                s_put_str(req, "path", abs.data);
+                bx_buf_free(&abs);
+            }
         } else if (cmd->args[i] == 'd' && s_put_data(req, v) != 0) {
             return S_EXIT_USAGE;
         }

@@ -262,3 +262,22 @@ void bx_engine_stats_json(const bx_engine_t *e, bx_buf_t *b)
     }
     bx_buf_putc(b, '}');
 }
+
+int bx_engine_backup(bx_engine_t *e, const char *path, char *err, size_t errlen)
+{
+    if (!e->store) {
+        bx_errf(err, errlen, "bayeuxd keeps no database (database = :memory:)");
+        return -1;
+    }
+    if (!path || path[0] != '/') {
+        bx_errf(err, errlen, "path must be absolute (bayeuxd writes it)");
+        return -1;
+    }
+    int64_t t0 = bx_now_ms();
+    if (bx_store_backup(e->store, path, err, errlen) != 0) {
+        bx_warn(TAG, "backup to %s failed: %s", path, err);
+        return -1;
+    }
+    bx_info(TAG, "database copied to %s in %lld ms", path, (long long)(bx_now_ms() - t0));
+    return 0;
+}

@@ -309,6 +309,20 @@ static void s_op(bx_app_t *a, json_object *req, const char *op, bx_buf_t *b, int
         bx_buf_free(&tmp);
         if (!err)
             return;
+    } else if (strcmp(op, "backup") == 0) {
+        const char *path = s_str(req, "path");
+        char why[512];
+        if (!path) {
+            s_fail(b, "bad_request", "backup needs path (a string)");
+            return;
+        }
+        if (bx_engine_backup(e, path, why, sizeof why) != 0) {
+            s_fail(b, "backup_failed", why);
+            return;
+        }
+        bx_buf_puts(b, ",\"ok\":true,\"path\":");
+        bx_buf_put_json_string(b, path, strlen(path));
+        return;
     } else if (strcmp(op, "stats") == 0) {
         bx_buf_t st;
         bx_buf_init(&st);
@@ -323,7 +337,7 @@ static void s_op(bx_app_t *a, json_object *req, const char *op, bx_buf_t *b, int
         return;
     } else {
         s_fail(b, "unknown_op", "op must be publish, deliver, disconnect, sessions, session, "
-               "subscribers or stats");
+               "subscribers, stats or backup");
         return;
     }
     if (err) {

@@ -252,5 +252,8 @@ bx_api_err_t bx_engine_session(bx_engine_t *e, const char *client_id, bx_session
 /* The sessions a publish to channel (a plain name) would reach. */
 bx_api_err_t bx_engine_subscribers(bx_engine_t *e, const char *channel, bx_name_fn fn,
                                    void *ud, size_t *count);
+/* A copy of the database as of now into a new file (bx_store_backup).
+ * Returns 0, or -1 with the reason in err (no database, path exists...). */
+int bx_engine_backup(bx_engine_t *e, const char *path, char *err, size_t errlen);
 
 #endif

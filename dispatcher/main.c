@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "guard.h"
 #include "log.h"
 #include "options.h"
 #include "server.h"
@@ -19,7 +20,11 @@ static void s_usage(FILE *out, const bx_option_t *opts)
             "responders. Every KEY may also be set in the config file as \"KEY = VALUE\".\n"
             "--check-config checks the configuration and exits.\n"
             "--check-db checks the database (integrity, references) and exits:\n"
-            "  0 clean, 1 problems found, 2 cannot open.\n\n");
+            "  0 clean, 1 problems found, 2 cannot open, 3 in use by a running bayeuxd.\n"
+            "Exit status of bayeuxd: 0 stopped by a signal, 1 failed (a restart helps),\n"
+            "2 usage or configuration, 3 the database or an endpoint is in use by\n"
+            "another process, 4 the database's disk is full, 5 the database was\n"
+            "deleted, became unwritable or failed to read or write (docs/deploy.md).\n\n");
     bx_config_print_help(out, opts);
 }
 
@@ -69,11 +74,17 @@ int main(int argc, char **argv)
             rc = 2;
             goto out;
         }
-        bx_store_cfg_t scfg = { .path = o.database, .busy_timeout_ms = 5000, .check_only = 1 };
+        bx_fault_t fault = BX_FAULT_NONE;
+        bx_store_cfg_t scfg = { .path = o.database, .busy_timeout_ms = 5000, .check_only = 1,
+                                .fault = &fault };
         bx_store_t *st = bx_store_open(&scfg, err, sizeof err);
         if (!st) {
             fprintf(stderr, "bayeuxd: database %s: %s\n", o.database, err);
-            rc = 2;
+            if (fault == BX_FAULT_IN_USE)
+                fprintf(stderr, "bayeuxd: a running bayeuxd keeps its database to itself: "
+                        "stop it to check the database, or check a copy made with "
+                        "\"bayeuxctl backup FILE\"\n");
+            rc = fault == BX_FAULT_IN_USE ? 3 : 2;
             goto out;
         }
         rc = bx_store_check(st, stdout) == 0 ? 0 : 1;
@@ -84,7 +95,7 @@ int main(int argc, char **argv)
     if (bx_log_open("bayeuxd", o.log) != 0)
         fprintf(stderr, "bayeuxd: cannot open log %s, using stderr\n", o.log);
 
-    bx_server_t *srv = bx_server_new(&o);
+    bx_server_t *srv = bx_server_new(&o, &rc);
     if (!srv)
         goto out;
     if (o.pidfile && *o.pidfile) {
@@ -92,12 +103,13 @@ int main(int argc, char **argv)
         if (!f) {
             bx_error("main", "cannot write pidfile %s: %s", o.pidfile, strerror(errno));
             bx_server_destroy(&srv);
+            rc = BX_EXIT_FAIL;
             goto out;
         }
         fprintf(f, "%ld\n", (long)getpid());
         fclose(f);
     }
-    rc = bx_server_run(srv) == 0 ? 0 : 1;
+    rc = bx_server_run(srv);
     bx_server_destroy(&srv);
     if (o.pidfile && *o.pidfile)
         unlink(o.pidfile);

@@ -13,6 +13,7 @@
 
 #include "app.h"
 #include "bayeux.h"
+#include "guard.h"
 #include "log.h"
 #include "map.h"
 #include "util.h"
@@ -22,6 +23,7 @@
 #define BATCH_RECV 1024   /* messages handled before timers get a turn */
 #define SLOW_COMMIT_US 100000   /* a group commit this long is worth a warning */
 #define SLOW_COMMIT_EVERY_MS 10000   /* at most one such warning this often */
+#define WATCH_EVERY_MS 1000   /* the database's files are looked at this often */
 #define PEER_SCAN_MAX 8   /* up to this many responders, found without the index */
 
 /* A responder, known by its ZeroMQ routing id. */
@@ -43,19 +45,57 @@ struct bx_server {
     uint32_t npeers, cappeers;
     char *endpoint;
     uint64_t bad_frames;
-    int64_t slow_warned;       /* when the last slow commit was logged */
+    bx_slowlog_t slowlog;      /* slow commits seen and logged */
+    char *database;            /* the database's path, for log lines */
+    int64_t next_watch;        /* when the database's files are looked at next */
 };
+
+uint64_t bx_slowlog_check(bx_slowlog_t *w, const bx_store_stats_t *ss, int64_t now)
+{
+    /* Only a commit made since the last look counts: the figures of the
+     * last one stay as they are while nothing is written. */
+    if (ss->commits == w->seen)
+        return 0;
+    w->seen = ss->commits;
+    if (ss->commit_us_last < SLOW_COMMIT_US)
+        return 0;
+    w->unlogged++;
+    if (w->logged_at != 0 && now - w->logged_at < SLOW_COMMIT_EVERY_MS)
+        return 0;
+    uint64_t n = w->unlogged;
+    w->unlogged = 0;
+    w->logged_at = now;
+    return n;
+}
 
 /* A slow disk shows: every responder waits for the group commit. */
 static void s_watch_commit(bx_server_t *srv, int64_t now)
 {
     bx_store_stats_t ss;
     bx_store_stats(srv->store, &ss);
-    if (ss.commit_us_last < SLOW_COMMIT_US || now - srv->slow_warned < SLOW_COMMIT_EVERY_MS)
-        return;
-    srv->slow_warned = now;
-    bx_warn(TAG, "a group commit took %lld ms (longest so far %lld ms): replies wait for "
-            "the disk", (long long)ss.commit_us_last / 1000, (long long)ss.commit_us_max / 1000);
+    uint64_t n = bx_slowlog_check(&srv->slowlog, &ss, now);
+    if (n == 1)
+        bx_warn(TAG, "a group commit took %lld ms (longest so far %lld ms): replies wait "
+                "for the disk", (long long)ss.commit_us_last / 1000,
+                (long long)ss.commit_us_max / 1000);
+    else if (n > 1)
+        bx_warn(TAG, "%llu group commits took over %d ms in the last %d s, the last %lld ms "
+                "(longest so far %lld ms): replies wait for the disk", (unsigned long long)n,
+                SLOW_COMMIT_US / 1000, SLOW_COMMIT_EVERY_MS / 1000,
+                (long long)ss.commit_us_last / 1000, (long long)ss.commit_us_max / 1000);
+}
+
+/* The database cannot go on: says why and what to do; returns the exit
+ * status that goes with it. */
+static int s_database_fault(bx_server_t *srv)
+{
+    const char *why;
+    bx_fault_t f = bx_store_fault(srv->store, &why);
+    int status = bx_fault_exit_status(f);
+    bx_error(TAG, "database %s: %s: stopping, without answering what it does not hold; %s "
+             "(exit status %d)", srv->database, *why ? why : "a write failed",
+             bx_fault_advice(f), status);
+    return status;
 }
 
 /* Engine output: one REPLY to the responder that sent the request. */
@@ -170,16 +210,33 @@ static void s_handle(bx_server_t *srv, const bx_wire_msg_t *m, int64_t now)
     }
 }
 
-bx_server_t *bx_server_new(const bx_dopts_t *o)
+/* Refuses the endpoints another process serves: ZeroMQ would unlink an
+ * ipc:// socket file and bind its own, stealing it from its owner. */
+static int s_endpoints_free(const bx_dopts_t *o)
+{
+    const char *eps[3] = { o->dispatcher, o->app_endpoint, o->events_endpoint };
+    char err[512];
+    for (int i = 0; i < 3; i++) {
+        if (eps[i] && *eps[i] && bx_guard_endpoint(eps[i], err, sizeof err) != 0) {
+            bx_error(TAG, "%s", err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+bx_server_t *bx_server_new(const bx_dopts_t *o, int *status)
 {
     bx_server_t *srv = bx_calloc(1, sizeof *srv);
     bx_engine_cfg_t cfg;
     int one = 1, hwm = 100000, linger = 2000;
     sigset_t mask;
+    bx_fault_t fault = BX_FAULT_NONE;
 
+    *status = BX_EXIT_FAIL;
     srv->sigfd = -1;
-    srv->slow_warned = INT64_MIN / 2;
     srv->endpoint = bx_strdup(o->dispatcher);
+    srv->database = bx_strdup(o->database);
     bx_limits_init(&srv->limits);
     srv->limits.max_body = (size_t)o->max_body;
     srv->limits.max_messages = (int)o->max_messages;
@@ -197,6 +254,47 @@ bx_server_t *bx_server_new(const bx_dopts_t *o)
     }
     signal(SIGPIPE, SIG_IGN);
 
+    bx_dopts_engine_cfg(o, &cfg);
+    srv->engine = bx_engine_new(&cfg, s_send, srv);
+    if (!srv->engine)
+        goto error;
+
+    /* The database first: its lock is what keeps a second bayeuxd from
+     * serving the same sessions, so it is taken before any endpoint is
+     * bound. Then everything is loaded before the first request: a
+     * restarted bayeuxd answers its clients' next connects with the
+     * sessions they had. */
+    bx_store_cfg_t scfg = { .path = o->database,
+                             .sync_full = strcmp(o->synchronous, "full") == 0,
+                             .busy_timeout_ms = 5000, .fault = &fault };
+    char err[512];
+    int64_t t0 = bx_now_ms();
+    srv->store = bx_store_open(&scfg, err, sizeof err);
+    if (!srv->store) {
+        *status = bx_fault_exit_status(fault);
+        if (fault == BX_FAULT_NONE || fault == BX_FAULT_OTHER || fault == BX_FAULT_IN_USE)
+            bx_error(TAG, "database %s: %s", o->database, err);
+        else
+            bx_error(TAG, "database %s: %s; %s (exit status %d)", o->database, err,
+                     bx_fault_advice(fault), *status);
+        goto error;
+    }
+    if (bx_engine_load(srv->engine, srv->store, bx_now_ms()) != 0 ||
+        bx_engine_flush(srv->engine, bx_now_ms()) != 0) {
+        if (bx_store_fault(srv->store, NULL) != BX_FAULT_NONE &&
+            bx_store_fault(srv->store, NULL) != BX_FAULT_OTHER)
+            *status = s_database_fault(srv);
+        else
+            bx_error(TAG, "database %s cannot be read; see bayeuxd --check-db", o->database);
+        goto error;
+    }
+    bx_info(TAG, "database %s (synchronous %s) ready in %lld ms", o->database, o->synchronous,
+            (long long)(bx_now_ms() - t0));
+
+    if (s_endpoints_free(o) != 0) {
+        *status = BX_EXIT_IN_USE;
+        goto error;
+    }
     if (bx_ipc_dir(o->dispatcher) != 0)
         goto error;
     srv->ctx = zmq_ctx_new();
@@ -210,33 +308,13 @@ bx_server_t *bx_server_new(const bx_dopts_t *o)
         goto error;
     }
     if (zmq_bind(srv->router, o->dispatcher) != 0) {
-        bx_error(TAG, "cannot bind %s: %s", o->dispatcher, zmq_strerror(errno));
+        if (errno == EADDRINUSE)
+            *status = BX_EXIT_IN_USE;
+        bx_error(TAG, "cannot bind %s: %s%s", o->dispatcher, zmq_strerror(errno),
+                 errno == EADDRINUSE ? ": another process listens there; one bayeuxd per "
+                 "endpoint" : "");
         goto error;
     }
-    bx_dopts_engine_cfg(o, &cfg);
-    srv->engine = bx_engine_new(&cfg, s_send, srv);
-    if (!srv->engine)
-        goto error;
-
-    /* The database before the first request: a restarted bayeuxd answers
-     * its clients' next connects with the sessions they had. */
-    bx_store_cfg_t scfg = { .path = o->database,
-                             .sync_full = strcmp(o->synchronous, "full") == 0,
-                             .busy_timeout_ms = 5000 };
-    char err[512];
-    int64_t t0 = bx_now_ms();
-    srv->store = bx_store_open(&scfg, err, sizeof err);
-    if (!srv->store) {
-        bx_error(TAG, "database %s: %s", o->database, err);
-        goto error;
-    }
-    if (bx_engine_load(srv->engine, srv->store, bx_now_ms()) != 0 ||
-        bx_engine_flush(srv->engine, bx_now_ms()) != 0) {
-        bx_error(TAG, "database %s cannot be read; see bayeuxd --check-db", o->database);
-        goto error;
-    }
-    bx_info(TAG, "database %s (synchronous %s) ready in %lld ms", o->database, o->synchronous,
-            (long long)(bx_now_ms() - t0));
 
     bx_app_cfg_t acfg = { o->app_endpoint, o->events_endpoint, (int)strtol(o->app_mode, NULL, 8),
                           (size_t)o->max_body };
@@ -250,6 +328,7 @@ bx_server_t *bx_server_new(const bx_dopts_t *o)
                 o->app_endpoint : "(off)", *o->events_endpoint ? o->events_endpoint : "(off)");
     bx_info(TAG, "listening on %s (timeout %lld ms, max-interval %lld ms)", o->dispatcher,
             (long long)cfg.timeout_ms, (long long)cfg.max_interval_ms);
+    *status = BX_EXIT_OK;
     return srv;
 error:
     bx_server_destroy(&srv);
@@ -277,6 +356,7 @@ int bx_server_run(bx_server_t *srv)
 {
     int64_t now = bx_now_ms();
     int64_t next = bx_engine_tick(srv->engine, now);
+    srv->next_watch = now + WATCH_EVERY_MS;
     zmq_pollitem_t items[3] = {
         { srv->router, 0, ZMQ_POLLIN, 0 },
         { NULL, srv->sigfd, ZMQ_POLLIN, 0 },
@@ -284,12 +364,13 @@ int bx_server_run(bx_server_t *srv)
     };
     int nitems = items[2].socket ? 3 : 2;
     for (;;) {
-        long wait = next > now ? (long)(next - now) : 0;
+        int64_t until = next < srv->next_watch ? next : srv->next_watch;
+        long wait = until > now ? (long)(until - now) : 0;
         if (zmq_poll(items, nitems, wait) < 0) {
             if (errno == EINTR)
                 continue;
             bx_error(TAG, "zmq_poll: %s", zmq_strerror(errno));
-            return -1;
+            return BX_EXIT_FAIL;
         }
         if (items[1].revents && s_signals(srv))
             break;
@@ -301,7 +382,7 @@ int bx_server_run(bx_server_t *srv)
                 break;
             if (rc < 0) {
                 if (errno == ETERM)
-                    return -1;
+                    return BX_EXIT_FAIL;
                 srv->bad_frames++;
                 bx_warn(TAG, "malformed message from a responder dropped");
                 continue;
@@ -315,24 +396,28 @@ int bx_server_run(bx_server_t *srv)
         /* Group commit: one transaction for everything this iteration did,
          * then its replies. If the database refuses, nothing is answered
          * that it does not hold: stop, and let the restart reload it. */
-        if (bx_engine_flush(srv->engine, now) != 0) {
-            bx_error(TAG, "the database cannot be written: stopping without answering "
-                     "what it does not hold");
-            return -1;
-        }
+        if (bx_engine_flush(srv->engine, now) != 0)
+            return s_database_fault(srv);
         bx_app_flush(srv->app);
         s_watch_commit(srv, now);
+        /* Between commits too: a database deleted or made read-only while
+         * idle is reported now, not at the next publish. */
+        if (now >= srv->next_watch) {
+            srv->next_watch = now + WATCH_EVERY_MS;
+            if (bx_store_watch(srv->store) != BX_FAULT_NONE)
+                return s_database_fault(srv);
+        }
     }
     bx_engine_release_all(srv->engine, bx_now_ms());
     if (bx_engine_flush(srv->engine, bx_now_ms()) != 0)
-        return -1;
+        return s_database_fault(srv);
     bx_app_flush(srv->app);
     bx_store_stats_t ss;
     bx_store_stats(srv->store, &ss);
     bx_info(TAG, "database: %llu commits of %llu writes, %llu failures, longest commit %lld ms",
             (unsigned long long)ss.commits, (unsigned long long)ss.writes,
             (unsigned long long)ss.failures, (long long)ss.commit_us_max / 1000);
-    return 0;
+    return BX_EXIT_OK;
 }
 
 void bx_server_destroy(bx_server_t **ps)
@@ -352,6 +437,7 @@ void bx_server_destroy(bx_server_t **ps)
     bx_map_destroy(&srv->peer_index);
     free(srv->peers);
     free(srv->endpoint);
+    free(srv->database);
     free(srv);
     *ps = NULL;
 }

@@ -9,16 +9,24 @@
 #include "store.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "guard.h"
 #include "log.h"
 #include "util.h"
 
 #define TAG "store"
+
+/* Below this much free space a start is refused (BX_FAULT_FULL): loading
+ * would succeed and the first writes fail, restart after restart. */
+#define S_MIN_FREE_BYTES (1024 * 1024)
 
 /* Used when the configuration leaves busy_timeout_ms at 0. */
 #define S_BUSY_DEFAULT_MS 5000
@@ -120,9 +128,65 @@ struct bx_store {
     int failed;                     /* ... and one failed: commit rolls back */
     uint64_t txn_writes;            /* statements executed in the open transaction */
     bx_store_stats_t stats;
+    bx_dbfiles_t files;             /* the database's files, watched (guard.h) */
+    bx_fault_t fault;               /* why the database cannot go on; sticky */
+    char why[512];                  /* ... in words, for the log */
 };
 
 /* ------------------------------------------------------------ helpers */
+
+/* Records the first fault: what a failed statement says about the files. */
+static void s_fault(bx_store_t *st, bx_fault_t fault, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* A fault of the files: nothing can be committed any more. BX_FAULT_OTHER
+ * (a refused statement) ends its transaction only. */
+static int s_fatal(const bx_store_t *st)
+{
+    return st->fault != BX_FAULT_NONE && st->fault != BX_FAULT_OTHER;
+}
+
+static void s_fault(bx_store_t *st, bx_fault_t fault, const char *fmt, ...)
+{
+    if (s_fatal(st))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(st->why, sizeof st->why, fmt, ap);
+    va_end(ap);
+    st->fault = fault;
+}
+
+/* After a failed statement `what`: classifies SQLite's error and the errno
+ * of the system call under it. */
+static void s_fault_sql(bx_store_t *st, const char *what)
+{
+    int rc = sqlite3_extended_errcode(st->db), sys = sqlite3_system_errno(st->db);
+    bx_fault_t f;
+    switch (rc & 0xff) {
+    case SQLITE_FULL: f = BX_FAULT_FULL; break;
+    case SQLITE_READONLY: f = BX_FAULT_UNWRITABLE; break;
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN: f = sys ? bx_fault_from_errno(sys) : BX_FAULT_IO; break;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB: f = BX_FAULT_IO; break;
+    default: f = BX_FAULT_OTHER; break;
+    }
+    /* SQLite does not always keep the errno of a failed write (an immutable
+     * file's EPERM shows as a bare I/O error): the files may say more. */
+    char files[256];
+    if (f == BX_FAULT_IO && !sys) {
+        bx_fault_t ff = bx_dbfiles_check(&st->files, files, sizeof files);
+        if (ff != BX_FAULT_NONE) {
+            s_fault(st, ff, "%s: %s (%s)", what, sqlite3_errmsg(st->db), files);
+            return;
+        }
+    }
+    if (sys)
+        s_fault(st, f, "%s: %s (%s)", what, sqlite3_errmsg(st->db), strerror(sys));
+    else
+        s_fault(st, f, "%s: %s", what, sqlite3_errmsg(st->db));
+}
 
 
 static int64_t s_now_us(void)
@@ -182,36 +246,80 @@ static int s_query_int(sqlite3 *db, const char *sql, int64_t *out)
 
 /* ------------------------------------------------------------ opening */
 
+/* The first statement that reads the file takes SQLite's lock on it: with no
+ * wait, so that a database another process holds is refused at once
+ * (BX_FAULT_IN_USE) instead of after the busy timeout. */
+static int s_first_read(bx_store_t *st, const char *sql, char *err, size_t errlen)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        const char *mode = s_col_text(s, 0);
+        if (strncmp(sql, "PRAGMA journal_mode", 19) == 0 && strcmp(mode, "wal") != 0)
+            bx_warn(TAG, "%s: journal mode is %s, not wal", st->files.path[0], mode);
+        sqlite3_finalize(s);
+        return 0;
+    }
+    if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) {
+        st->fault = BX_FAULT_IN_USE;
+        bx_errf(err, errlen, "in use by another process");
+    } else {
+        s_fault_sql(st, "cannot read it");
+        bx_errf(err, errlen, "%s", st->why);
+    }
+    sqlite3_finalize(s);
+    return -1;
+}
+
 static int s_configure(bx_store_t *st, const bx_store_cfg_t *cfg, char *err, size_t errlen)
 {
     const char *file = sqlite3_db_filename(st->db, "main");
+    int on_disk = file && *file;
 
     sqlite3_extended_result_codes(st->db, 1);
-    sqlite3_busy_timeout(st->db, cfg->busy_timeout_ms > 0 ? cfg->busy_timeout_ms
-                                                          : S_BUSY_DEFAULT_MS);
+    sqlite3_busy_timeout(st->db, 0);
     if (cfg->check_only) {
         /* The last connection to close would fold the WAL into the file:
          * not for a look at a crashed database. */
         sqlite3_db_config(st->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
-        return s_exec(st->db, "PRAGMA query_only = 1", err, errlen);
-    }
-    /* WAL: readers (a backup) never block the writer, and a commit is one
-     * append plus, in FULL mode, one fsync. In-memory databases have no WAL. */
-    if (file && *file) {
-        sqlite3_stmt *s = NULL;
-        int rc = sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_step(s);
-        if (rc != SQLITE_ROW) {
-            bx_errf(err, errlen, "%s: cannot set WAL mode: %s", file, sqlite3_errmsg(st->db));
-            sqlite3_finalize(s);
+        if (s_exec(st->db, "PRAGMA query_only = 1", err, errlen) != 0 ||
+            s_first_read(st, "SELECT count(*) FROM sqlite_master", err, errlen) != 0)
+            return -1;
+    } else if (on_disk) {
+        /* Exclusive locking, set before the first access: bayeuxd takes the
+         * database's lock at open and keeps it, so a second bayeuxd cannot
+         * load the same rows and serve them twice; and the WAL index lives
+         * in this process's heap, not in a -shm file mapped into memory,
+         * whose pages fault with SIGBUS when the file stops being writable.
+         * mmap_size 0 keeps the database file itself out of memory maps for
+         * the same reason. The cost: nothing else can read the database
+         * while bayeuxd runs (docs/persistence.md). */
+        if (sqlite3_db_readonly(st->db, "main") == 1) {
+            st->fault = BX_FAULT_UNWRITABLE;
+            bx_errf(err, errlen, "cannot be opened for writing (permissions, an immutable "
+                    "file or a read-only filesystem)");
             return -1;
         }
-        const char *mode = s_col_text(s, 0);
-        if (strcmp(mode, "wal") != 0)
-            bx_warn(TAG, "%s: journal mode is %s, not wal", file, mode);
-        sqlite3_finalize(s);
+        if (s_exec(st->db, "PRAGMA locking_mode = EXCLUSIVE", err, errlen) != 0 ||
+            s_exec(st->db, "PRAGMA mmap_size = 0", err, errlen) != 0)
+            return -1;
+        /* WAL: a commit is one append plus, in FULL mode, one fsync. */
+        if (s_first_read(st, "PRAGMA journal_mode = WAL", err, errlen) != 0)
+            return -1;
+        int64_t avail = bx_guard_free_space(file);
+        if (avail >= 0 && avail < S_MIN_FREE_BYTES) {
+            st->fault = BX_FAULT_FULL;
+            bx_errf(err, errlen, "its filesystem is full (%lld bytes free, at least %d "
+                    "needed to start)", (long long)avail, S_MIN_FREE_BYTES);
+            return -1;
+        }
     }
+    sqlite3_busy_timeout(st->db, cfg->busy_timeout_ms > 0 ? cfg->busy_timeout_ms
+                                                          : S_BUSY_DEFAULT_MS);
+    if (cfg->check_only)
+        return 0;
     if (s_exec(st->db, cfg->sync_full ? "PRAGMA synchronous = FULL"
                                       : "PRAGMA synchronous = NORMAL", err, errlen) != 0)
         return -1;
@@ -322,10 +430,15 @@ bx_store_t *bx_store_open(const bx_store_cfg_t *cfg, char *err, size_t errlen)
         return NULL;
 
     st = bx_calloc(1, sizeof *st);
+    bx_dbfiles_init(&st->files, cfg->check_only ? NULL : cfg->path);
     int rc = sqlite3_open_v2(cfg->path, &st->db, flags, NULL);
     if (rc != SQLITE_OK) {
-        bx_errf(err, errlen, "%s: %s", cfg->path,
-              st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+        int sys = st->db ? sqlite3_system_errno(st->db) : 0;
+        bx_errf(err, errlen, "%s: %s%s%s", cfg->path,
+                st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc), sys ? ": " : "",
+                sys ? strerror(sys) : "");
+        if (sys)
+            st->fault = bx_fault_from_errno(sys);
         goto error;
     }
     if (s_configure(st, cfg, err, errlen) != 0
@@ -335,7 +448,20 @@ bx_store_t *bx_store_open(const bx_store_cfg_t *cfg, char *err, size_t errlen)
     return st;
 
 error:
+    if (st->fault == BX_FAULT_NONE)
+        st->fault = BX_FAULT_OTHER;
+    if (cfg->fault)
+        *cfg->fault = st->fault;
+    int in_use = st->fault == BX_FAULT_IN_USE;
     bx_store_close(&st);
+    if (in_use) {
+        /* Closed first: this process's own descriptors on the file are gone,
+         * so the lock found is the other process's. */
+        char who[128];
+        bx_guard_lock_holder(cfg->path, who, sizeof who);
+        bx_errf(err, errlen, "in use by another process (%s): %s", *who ? who : "pid unknown",
+                bx_fault_advice(BX_FAULT_IN_USE));
+    }
     return NULL;
 }
 
@@ -367,6 +493,8 @@ void bx_store_close(bx_store_t **pst)
         if (sqlite3_close(st->db) != SQLITE_OK)
             bx_error(TAG, "close: %s", sqlite3_errmsg(st->db));
     }
+    /* After SQLite let go of its files and locks. */
+    bx_dbfiles_close(&st->files);
     free(st);
 }
 
@@ -391,6 +519,7 @@ static int s_write(bx_store_t *st, int which, int bind_rc)
         sqlite3_reset(b);
         if (rc != SQLITE_DONE) {
             bx_error(TAG, "begin: %s", sqlite3_errmsg(st->db));
+            s_fault_sql(st, "begin");
             st->failed = 1;
             st->stats.failures++;
             goto done;
@@ -405,6 +534,7 @@ static int s_write(bx_store_t *st, int which, int bind_rc)
             st->txn_writes++;
         } else {
             bx_error(TAG, "%s: %s", s_sql[which].name, sqlite3_errmsg(st->db));
+            s_fault_sql(st, s_sql[which].name);
         }
     }
     if (rc != SQLITE_DONE) {
@@ -574,6 +704,15 @@ int bx_store_commit(bx_store_t *st)
     assert(st);
     int ret = 0;
 
+    /* After a fault of the files nothing can be committed any more, even
+     * an empty transaction: the caller must stop. */
+    if (s_fatal(st)) {
+        if (st->txn)
+            s_rollback(st);
+        st->txn = st->failed = 0;
+        st->txn_writes = 0;
+        return -1;
+    }
     if (!st->txn)
         return 0;
     if (st->failed) {
@@ -593,9 +732,19 @@ int bx_store_commit(bx_store_t *st)
             st->stats.commit_us_last = us;
             if (us > st->stats.commit_us_max)
                 st->stats.commit_us_max = us;
+            /* Committed into a file nobody can open again is not stored:
+             * the replies that wait for this commit must not leave. */
+            char why[sizeof st->why];
+            st->fault = BX_FAULT_NONE;
+            bx_fault_t f = bx_dbfiles_deleted(&st->files, why, sizeof why);
+            if (f != BX_FAULT_NONE) {
+                s_fault(st, f, "%s", why);
+                ret = -1;
+            }
         } else {
             bx_error(TAG, "commit of %llu write(s): %s", (unsigned long long)st->txn_writes,
                      sqlite3_errmsg(st->db));
+            s_fault_sql(st, "commit");
             st->stats.failures++;
             s_rollback(st);
             ret = -1;
@@ -822,6 +971,64 @@ static int s_check(bx_store_t *st, FILE *out)
             (long long)counts[0], (long long)counts[1], (long long)counts[2],
             (long long)counts[3], (long long)counts[4], (long long)counts[5]);
     return 0;
+}
+
+int bx_store_backup(bx_store_t *st, const char *path, char *err, size_t errlen)
+{
+    assert(st && path);
+    sqlite3 *dst = NULL;
+    struct stat sb;
+    int rc;
+
+    /* A new file only: never over a database, this one least of all. */
+    if (stat(path, &sb) == 0 || errno != ENOENT) {
+        bx_errf(err, errlen, "%s: %s", path, errno == ENOENT || stat(path, &sb) == 0
+                ? "exists already: name a new file" : strerror(errno));
+        return -1;
+    }
+    /* The copy holds what is committed: the open transaction goes first. */
+    if (bx_store_commit(st) != 0) {
+        bx_errf(err, errlen, "the open transaction could not be committed");
+        return -1;
+    }
+    rc = sqlite3_open_v2(path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_backup *b = sqlite3_backup_init(dst, "main", st->db, "main");
+        if (b) {
+            rc = sqlite3_backup_step(b, -1);
+            if (rc == SQLITE_DONE)
+                rc = SQLITE_OK;
+            sqlite3_backup_finish(b);
+        } else {
+            rc = sqlite3_errcode(dst);
+        }
+    }
+    if (rc != SQLITE_OK)
+        bx_errf(err, errlen, "%s: %s", path, dst ? sqlite3_errmsg(dst) : sqlite3_errstr(rc));
+    sqlite3_close(dst);
+    if (rc != SQLITE_OK)
+        unlink(path);
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
+bx_fault_t bx_store_fault(const bx_store_t *st, const char **why)
+{
+    assert(st);
+    if (why)
+        *why = st->fault != BX_FAULT_NONE ? st->why : "";
+    return st->fault;
+}
+
+bx_fault_t bx_store_watch(bx_store_t *st)
+{
+    assert(st);
+    if (!s_fatal(st)) {
+        char why[sizeof st->why];
+        bx_fault_t f = bx_dbfiles_check(&st->files, why, sizeof why);
+        if (f != BX_FAULT_NONE)
+            s_fault(st, f, "%s", why);
+    }
+    return st->fault;
 }
 
 void bx_store_stats(const bx_store_t *st, bx_store_stats_t *out)

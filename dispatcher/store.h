@@ -19,6 +19,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "guard.h"
+
 #define BX_STORE_SCHEMA_VERSION 2
 
 typedef struct bx_store bx_store_t;
@@ -30,14 +32,20 @@ typedef struct {
     int check_only;          /* for --check-db: change nothing (no directory,
                                 schema, migration, WAL mode or checkpoint), so
                                 a crashed database stays as the crash left it */
+    bx_fault_t *fault;       /* if not NULL: why bx_store_open failed */
 } bx_store_cfg_t;
 
-/* Opens or creates the database, sets WAL mode, creates the schema in an
+/* Opens or creates the database, takes its lock for as long as it stays
+ * open (exclusive locking mode: no other process can open it meanwhile; a
+ * database another process holds is refused at once, BX_FAULT_IN_USE, with
+ * that process named in err), sets WAL mode, creates the schema in an
  * empty database or migrates an older one, and prepares the statements.
  * Creates the file's directory if missing. A database with a newer
  * user_version than this program knows is refused. With check_only, the
  * database is opened as it is, read-only (bx_store_check reports a schema
- * version it does not expect). Returns NULL with a
+ * version it does not expect), and without taking the lock for longer than
+ * the check. A file that cannot be written (BX_FAULT_UNWRITABLE) or a
+ * filesystem with less than 1 MiB free (BX_FAULT_FULL) is refused. Returns NULL with a
  * message in err on failure. */
 bx_store_t *bx_store_open(const bx_store_cfg_t *cfg, char *err, size_t errlen);
 void bx_store_close(bx_store_t **pst);
@@ -74,8 +82,19 @@ int bx_store_history_trim(bx_store_t *st, const char *channel, uint64_t seq);
 
 /* Ends the open transaction, if any: COMMIT, or ROLLBACK if a write in it
  * failed. Returns 0 when everything written since the last commit is in the
- * database, -1 otherwise. */
+ * database, -1 otherwise: a failure, or a commit into files that were
+ * deleted meanwhile (bx_store_fault says which). */
 int bx_store_commit(bx_store_t *st);
+
+/* Why the database cannot go on (BX_FAULT_NONE while it can), from the first
+ * failed statement or watch; why (may be NULL) gets the details, valid while
+ * st lives. Once set, it stays, and every later commit fails. */
+bx_fault_t bx_store_fault(const bx_store_t *st, const char **why);
+
+/* For a timer, every second or so: checks that the database's files are
+ * still there under their names and writable (guard.h, bx_dbfiles_check),
+ * so a fault is noticed while nothing is written. Returns bx_store_fault. */
+bx_fault_t bx_store_watch(bx_store_t *st);
 
 /* ---- reading everything back at start ---- */
 
@@ -98,6 +117,13 @@ typedef struct {
 
 /* Returns 0, or -1 (SQLite error or a callback's refusal, logged). */
 int bx_store_load(bx_store_t *st, const bx_store_loader_t *l);
+
+/* Writes a consistent copy of the database, as of its last commit (the open
+ * transaction is committed first), into a new file at path: the way to
+ * back up or check a database while bayeuxd holds it. Blocks until done
+ * (about 10 ms per 10 MB here). Refuses a path that exists. Returns 0, or
+ * -1 with the reason in err. */
+int bx_store_backup(bx_store_t *st, const char *path, char *err, size_t errlen);
 
 /* ---- checks and figures ---- */
 

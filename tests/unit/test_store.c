@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "server.h"
 #include "store.h"
 #include "tap.h"
 #include "util.h"
@@ -360,14 +361,13 @@ static void t_file(void)
     ok(st != NULL, "file: opens in a directory that does not exist yet");
     ok(stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode), "file: the directory was created");
     is_int(sb.st_mode & 0777, 0750, "file: with mode 0750");
+    /* Exclusive locking: the store keeps the database to itself, and its
+     * WAL index in memory, not in a mapped -shm file. */
     raw_text(path, "PRAGMA user_version", text, sizeof text);
-    is_str(text, "2", "file: user_version is 2");
-    raw_text(path, "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master"
-                   " WHERE type = 'table' ORDER BY name)", text, sizeof text);
-    is_str(text, "channel,history,message,queued,session,subscription",
-           "file: the six tables exist");
-    raw_text(path, "PRAGMA journal_mode", text, sizeof text);
-    is_str(text, "wal", "file: journal_mode is wal");
+    is_str(text, "ERROR", "file: another connection cannot read it while it is open");
+    char *shm = tmp_path("new/deeper/bayeuxd.db-shm");
+    ok(stat(shm, &sb) != 0, "file: no -shm file");
+    free(shm);
 
     /* Group commit: what was committed survives close, the rest does not. */
     int bad = bx_store_session_put(st, "kept", "b", 0, 0, 1) != 0;
@@ -378,9 +378,17 @@ static void t_file(void)
     bad += bx_store_msg_put(st, 2, "{}", 2, 4) != 0;
     bad += bx_store_session_del(st, "kept") != 0;
     is_int(bad, 0, "file: writes return 0");
-    raw_text(path, "SELECT group_concat(id) FROM session", text, sizeof text);
-    is_str(text, "kept", "file: another connection sees only committed rows");
     bx_store_close(&st);
+    raw_text(path, "PRAGMA user_version", text, sizeof text);
+    is_str(text, "2", "file: user_version is 2");
+    raw_text(path, "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master"
+                   " WHERE type = 'table' ORDER BY name)", text, sizeof text);
+    is_str(text, "channel,history,message,queued,session,subscription",
+           "file: the six tables exist");
+    raw_text(path, "PRAGMA journal_mode", text, sizeof text);
+    is_str(text, "wal", "file: journal_mode is wal");
+    raw_text(path, "SELECT group_concat(id) FROM session", text, sizeof text);
+    is_str(text, "kept", "file: after close, another connection sees only committed rows");
 
     st = open_store(path, err, sizeof err);
     ok(st != NULL, "file: reopens");
@@ -697,21 +705,30 @@ static void t_check_raw(void)
     is_int(rc, 0, "check raw: clean before");
     free(got);
 
+    /* Behind the store's back: it must be closed for that (exclusive
+     * locking), and the check reopens it as --check-db does. */
+    bx_store_close(&st);
+    bx_store_cfg_t cc = { .path = path, .busy_timeout_ms = 1000, .check_only = 1 };
     raw_exec(path, "DELETE FROM session WHERE id = 's1'");
+    st = bx_store_open(&cc, err, sizeof err);
     got = check(st, &rc);
     ok(rc == 1 && has_line(got, "problem: 1 queued row(s) reference missing sessions")
        && has_line(got, "problem: 1 subscription row(s) reference missing sessions")
        && has_line(got, "bayeuxd: database has 2 problem(s)"),
        "check raw: a session deleted behind the store's back leaves two problems");
     free(got);
+    bx_store_close(&st);
     raw_exec(path, "INSERT INTO session VALUES ('s1', 'b', 1, 1, 1, '')");
 
     raw_exec(path, "PRAGMA user_version = 5");
+    st = bx_store_open(&cc, err, sizeof err);
     got = check(st, &rc);
     ok(rc == 1 && has_line(got, "problem: schema version is 5, expected 2"),
        "check raw: a changed user_version is reported");
     free(got);
+    bx_store_close(&st);
     raw_exec(path, "PRAGMA user_version = 2");
+    st = bx_store_open(&cc, err, sizeof err);
     got = check(st, &rc);
     is_int(rc, 0, "check raw: clean again after repair");
     free(got);
@@ -826,8 +843,32 @@ static void t_check_only(void)
     ok(stat(wal, &sb) == 0, "check-only: the writer's WAL exists");
 
     bx_store_cfg_t cc = { .path = path, .busy_timeout_ms = 1000, .check_only = 1 };
+    /* Beside a running writer, in another process (as --check-db runs): in
+     * use, refused at once, naming the writer. */
+    for (int check_only = 1; check_only >= 0; check_only--) {
+        pid_t child = fork();
+        if (child == 0) {
+            bx_fault_t fault = BX_FAULT_NONE;
+            bx_store_cfg_t c2 = { .path = path, .busy_timeout_ms = 3000,
+                                  .check_only = check_only, .fault = &fault };
+            char want[64];
+            int64_t t0 = (int64_t)time(NULL);
+            bx_store_t *other = bx_store_open(&c2, err, sizeof err);
+            snprintf(want, sizeof want, "(pid %ld, ", (long)getppid());
+            if (!other && fault == BX_FAULT_IN_USE && strstr(err, want) &&
+                (int64_t)time(NULL) - t0 < 2)
+                _exit(0);
+            fprintf(stderr, "# %s\n", err);
+            _exit(1);
+        }
+        int cs = -1;
+        waitpid(child, &cs, 0);
+        ok(WIFEXITED(cs) && WEXITSTATUS(cs) == 0, "%s: refused at once beside the writer, "
+           "naming its pid", check_only ? "check-only" : "second writer");
+    }
+    bx_store_close(&st);   /* a clean close folds the WAL in */
     bx_store_t *ro = bx_store_open(&cc, err, sizeof err);
-    ok(ro != NULL, "check-only: opens beside the writer (%s)", err);
+    ok(ro != NULL, "check-only: opens once the writer is gone (%s)", err);
     int rc = -1;
     char *out = ro ? check(ro, &rc) : NULL;
     is_int(rc, 0, "check-only: the check passes");
@@ -835,7 +876,6 @@ static void t_check_only(void)
     free(out);
     ok(ro && bx_store_session_put(ro, "s2", "b", 0, 1, 1) != 0, "check-only: writes refused");
     bx_store_close(&ro);
-    bx_store_close(&st);   /* a clean close folds the WAL in */
     /* A writer killed after a commit leaves its WAL; the check, then the
      * last connection, must leave it too. */
     pid_t pid = fork();
@@ -892,17 +932,113 @@ static void t_migration(void)
                       "PRAGMA user_version = 1;") == SQLITE_OK, "migration: a schema 1 database");
     bx_store_t *st = open_store(path, err, sizeof err);
     ok(st != NULL, "migration: it opens (%s)", err);
+    bx_store_close(&st);
     raw_text(path, "PRAGMA user_version", text, sizeof text);
     is_str(text, "2", "migration: now schema 2");
     raw_text(path, "SELECT id || ',' || batch || ',' || subject || '.' FROM session", text,
              sizeof text);
     is_str(text, "old,7,.", "migration: the row is kept, with an empty subject");
+    st = open_store(path, err, sizeof err);
     int bad = st ? bx_store_session_subject(st, "old", "alice") != 0 : 1;
     bad += st ? bx_store_commit(st) != 0 : 1;
+    bx_store_close(&st);
     raw_text(path, "SELECT subject FROM session WHERE id = 'old'", text, sizeof text);
     ok(bad == 0 && strcmp(text, "alice") == 0, "migration: the new column is written");
+    free(path);
+}
+
+/* Files deleted under a running store: the next commit fails (its replies
+ * must not leave), and so does the watch while nothing is written. */
+static void t_deleted(void)
+{
+    char err[256];
+    for (int idle = 0; idle <= 1; idle++) {
+        char *path = tmp_path(idle ? "gone-idle.db" : "gone.db");
+        char *wal = tmp_path(idle ? "gone-idle.db-wal" : "gone.db-wal");
+        bx_store_t *st = open_store(path, err, sizeof err);
+        int bad = !st || bx_store_session_put(st, "s1", "b", 1, 1, 1) != 0 ||
+                  bx_store_commit(st) != 0;
+        is_int(bad, 0, "deleted: a first commit");
+        is_int(st ? (int)bx_store_watch(st) : -1, BX_FAULT_NONE, "deleted: the watch is quiet");
+        unlink(path);
+        unlink(wal);
+        const char *why = NULL;
+        if (idle) {
+            is_int(st ? (int)bx_store_watch(st) : -1, BX_FAULT_DELETED,
+                   "deleted: noticed by the watch while idle");
+        } else {
+            is_int(st ? bx_store_session_put(st, "s2", "b", 1, 1, 1) : -1, 0,
+                   "deleted: a write into the unlinked file still runs");
+            is_int(st ? bx_store_commit(st) : 0, -1, "deleted: but its commit fails");
+        }
+        is_int(st ? (int)bx_store_fault(st, &why) : -1, BX_FAULT_DELETED,
+               "deleted: the fault (%s)", why ? why : "");
+        is_int(st ? bx_store_commit(st) : 0, -1, "deleted: and stays");
+        bx_store_close(&st);
+        free(path);
+        free(wal);
+    }
+    /* Another file moved in under the name. */
+    char *path = tmp_path("swapped.db"), *other = tmp_path("other.db");
+    bx_store_t *st = open_store(path, err, sizeof err);
+    bx_store_session_put(st, "s1", "b", 1, 1, 1);
+    bx_store_commit(st);
+    FILE *f = fopen(other, "w");
+    if (f)
+        fclose(f);
+    rename(other, path);
+    is_int(st ? (int)bx_store_watch(st) : -1, BX_FAULT_DELETED,
+           "deleted: a file moved in over it");
     bx_store_close(&st);
     free(path);
+    free(other);
+}
+
+/* mmap_size 0 and exclusive locking on the store's own connection. */
+static void t_no_mmap(void)
+{
+    char err[256];
+    char *path = tmp_path("mmap.db");
+    s_capture = 1;
+    bx_store_t *st = open_store(path, err, sizeof err);
+    s_capture = 0;
+    is_int(conn_int(s_captured, "PRAGMA mmap_size"), 0, "mmap: mmap_size is 0");
+    sqlite3_stmt *s = NULL;
+    const char *mode = "";
+    if (s_captured && sqlite3_prepare_v2(s_captured, "PRAGMA locking_mode", -1, &s, NULL) ==
+        SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+        mode = (const char *)sqlite3_column_text(s, 0);
+    is_str(mode, "exclusive", "mmap: locking_mode is exclusive");
+    sqlite3_finalize(s);
+    bx_store_close(&st);
+    s_captured = NULL;
+    free(path);
+}
+
+/* The slow-commit warning: once per slow commit, never while idle. */
+static void t_slowlog(void)
+{
+    bx_slowlog_t w = { 0 };
+    bx_store_stats_t ss = { 0 };
+    struct { uint64_t commits; int64_t last_us; int64_t now; uint64_t want; const char *what; }
+    steps[] = {
+        { 1, 1000, 1000, 0, "a fast commit: nothing" },
+        { 2, 250000, 2000, 1, "a slow commit: one warning" },
+        { 2, 250000, 13000, 0, "idle after it, 11 s later: no repeat" },
+        { 2, 250000, 60000, 0, "still idle a minute later: no repeat" },
+        { 3, 300000, 61000, 1, "the next slow commit: warned" },
+        { 4, 300000, 62000, 0, "another within 10 s: held back" },
+        { 5, 300000, 63000, 0, "and another" },
+        { 5, 300000, 80000, 0, "idle: the held ones wait for the next slow commit" },
+        { 6, 200000, 81000, 3, "which reports all three" },
+        { 7, 1000, 95000, 0, "fast again: nothing" },
+    };
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        ss.commits = steps[i].commits;
+        ss.commit_us_last = steps[i].last_us;
+        is_int((long long)bx_slowlog_check(&w, &ss, steps[i].now), (long long)steps[i].want,
+               "slowlog: %s", steps[i].what);
+    }
 }
 
 int main(void)
@@ -927,6 +1063,9 @@ int main(void)
     t_check_raw();
     t_check_only();
     t_migration();
+    t_deleted();
+    t_no_mmap();
+    t_slowlog();
     t_volume();
 
     rm_tree(s_dir);
