@@ -254,6 +254,23 @@ int64_t bx_now_ms(void)
     return s_clock_ms(CLOCK_MONOTONIC);
 }
 
+static int64_t s_clock_us(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t bx_now_us(void)
+{
+    return s_clock_us(CLOCK_MONOTONIC);
+}
+
+int64_t bx_cpu_us(void)
+{
+    return s_clock_us(CLOCK_THREAD_CPUTIME_ID);
+}
+
 int64_t bx_wall_ms(void)
 {
     return s_clock_ms(CLOCK_REALTIME);

@@ -61,8 +61,12 @@ int bx_random_bytes(void *buf, size_t len);
 int bx_random_id(char *out, size_t nchars);
 
 /* Milliseconds on CLOCK_MONOTONIC (for timeouts) and CLOCK_REALTIME (for
- * timestamps shown to people or clients). */
+ * timestamps shown to people or clients); microseconds on CLOCK_MONOTONIC
+ * (for measuring). */
 int64_t bx_now_ms(void);
+int64_t bx_now_us(void);
+/* Microseconds of CPU the calling thread has used. */
+int64_t bx_cpu_us(void);
 int64_t bx_wall_ms(void);
 
 /* Parses a decimal integer in [min, max] from the whole of s. Returns 0 and

@@ -210,6 +210,14 @@ void bx_engine_note_http(bx_engine_t *e, int status)
     e->http_refused[i]++;
 }
 
+void bx_engine_note_turn(bx_engine_t *e, int64_t us, int64_t cpu_us)
+{
+    if (us > e->turn_max_us)
+        e->turn_max_us = us;
+    if (cpu_us > e->turn_cpu_max_us)
+        e->turn_cpu_max_us = cpu_us;
+}
+
 void bx_engine_stats_json(const bx_engine_t *e, bx_buf_t *b)
 {
     bx_engine_stats_t st;
@@ -250,7 +258,8 @@ void bx_engine_stats_json(const bx_engine_t *e, bx_buf_t *b)
         bx_buf_printf(b, "\"%d\":%llu,", s_http_codes[i],
                       (unsigned long long)e->http_refused[i]);
     bx_buf_printf(b, "\"other\":%llu", (unsigned long long)e->http_refused[4]);
-    bx_buf_putc(b, '}');
+    bx_buf_printf(b, "},\"turn_max_us\":%lld,\"turn_cpu_max_us\":%lld",
+                  (long long)e->turn_max_us, (long long)e->turn_cpu_max_us);
     if (e->store) {
         bx_store_stats_t ss;
         bx_store_stats(e->store, &ss);

@@ -201,6 +201,12 @@ void bx_engine_stats(const bx_engine_t *e, bx_engine_stats_t *st);
  * 414, 405...): counted in the stats' http_refused. */
 void bx_engine_note_http(bx_engine_t *e, int status);
 
+/* bayeuxd's loop took us microseconds for one turn (requests, commit,
+ * replies), cpu_us of them on the CPU: the longest of each are in the stats
+ * (turn_max_us, turn_cpu_max_us; the first includes waiting for the disk
+ * and for the CPU, the second only the loop's own work). */
+void bx_engine_note_turn(bx_engine_t *e, int64_t us, int64_t cpu_us);
+
 /* The stats as one JSON object (what the stats op and the stats channel
  * say; the store's figures included when there is one). */
 void bx_engine_stats_json(const bx_engine_t *e, bx_buf_t *b);

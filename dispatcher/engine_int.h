@@ -131,6 +131,8 @@ struct bx_engine {
     bx_map_t *hist;            /* channel name -> bx_hist_t (owned) */
     uint64_t published, delivered, dropped, overflowed, expired, acked, replayed;
     uint64_t evicted;          /* messages and sessions queue_memory took */
+    int64_t turn_max_us;       /* the longest turn of bayeuxd's loop */
+    int64_t turn_cpu_max_us;   /* the most CPU one turn used */
     bx_qacct_t qacct;          /* every session queue's messages, once each */
     uint64_t refused[BX_REFUSAL_COUNT];
     uint64_t http_refused[5];  /* by the responders: 400, 405, 413, 414, other */

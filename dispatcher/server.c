@@ -21,6 +21,7 @@
 
 #define TAG "server"
 #define BATCH_RECV 1024   /* messages handled before timers get a turn */
+#define SLICE_US 5000     /* or this long: then the commit, replies, timers */
 #define SLOW_COMMIT_US 100000   /* a group commit this long is worth a warning */
 #define SLOW_COMMIT_EVERY_MS 10000   /* at most one such warning this often */
 #define WATCH_EVERY_MS 1000   /* the database's files are looked at this often */
@@ -375,7 +376,13 @@ int bx_server_run(bx_server_t *srv)
         if (items[1].revents && s_signals(srv))
             break;
         now = bx_now_ms();
+        int64_t t0 = bx_now_us(), c0 = bx_cpu_us();
         for (int i = 0; i < BATCH_RECV; i++) {
+            /* A turn that has taken its slice ends here: whatever else is
+             * waiting is read after the commit, and its replies, and the
+             * timers, so a flood of requests delays no reply long. */
+            if (i > 0 && bx_now_us() - t0 >= SLICE_US)
+                break;
             bx_wire_msg_t m;
             int rc = bx_wire_recv(srv->router, 1, &m);
             if (rc == 1)
@@ -399,6 +406,7 @@ int bx_server_run(bx_server_t *srv)
         if (bx_engine_flush(srv->engine, now) != 0)
             return s_database_fault(srv);
         bx_app_flush(srv->app);
+        bx_engine_note_turn(srv->engine, bx_now_us() - t0, bx_cpu_us() - c0);
         s_watch_commit(srv, now);
         /* Between commits too: a database deleted or made read-only while
          * idle is reported now, not at the next publish. */

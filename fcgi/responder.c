@@ -11,8 +11,12 @@
  *      of stream buffers and params without closing the socket
  *   -> bx_http_begin / bx_http_take_body decide: answer now, or forward
  *   -> REQUEST frame to bayeuxd; the socket joins epoll with EPOLLRDHUP
- *   -> REPLY: FastCGI STDOUT + END_REQUEST records written here, close
- *      (close also takes the socket out of epoll: it is never dup'ed).
+ *   -> REPLY: FastCGI STDOUT + END_REQUEST records written here without
+ *      waiting; what the socket does not take at once is kept and written
+ *      as it drains (EPOLLOUT), within a deadline and a memory budget, so a
+ *      web server slow to read (a client that does not read) never stalls
+ *      the loop; then close (close also takes the socket out of epoll: it
+ *      is never dup'ed).
  *      Client gone (web server closed the connection): CANCEL, close.
  *      Deadline: 504 + CANCEL. Dispatcher disconnected or SIGTERM: 503.
  * We always close after the response (never FCGI_KEEP_CONN).
@@ -48,18 +52,32 @@ enum { EV_REQ = 0, EV_LISTEN, EV_ZMQ, EV_MONITOR, EV_SIGNAL, EV_TIMER };
 #define EMFILE_PAUSE_MS 100     /* out of descriptors: stop accepting this long */
 #define DISCARD_MAX (64 << 20)  /* stdin bytes we read to throw away at most */
 #define FCGI_CHUNK 65528        /* STDOUT record payload (<= 65535, 8-aligned) */
+#define WRITE_TIMEOUT_MS 30000  /* a response not written by then is dropped */
+#define WRITE_BUDGET (64 << 20) /* bytes of responses waiting for their socket */
 
-/* A request waiting for bayeuxd. reqid = counter << 32 | fd: the fd finds the
- * slot, the counter tells a late reply for an earlier request on a reused fd
- * from the one now there. */
+/* A request waiting for bayeuxd, or a response waiting for its socket.
+ * reqid = counter << 32 | fd: the fd finds the slot, the counter tells a
+ * late reply for an earlier request on a reused fd from the one now there. */
 typedef struct s_req {
     uint64_t reqid;
     int fd;                     /* FastCGI connection, owned */
     uint16_t fcgi_id;           /* FastCGI requestId for the records */
-    int64_t deadline;           /* bx_now_ms() after which we answer 504 */
-    struct s_req *prev, *next;  /* waiting list, in deadline order */
+    int64_t deadline;           /* waiting: when we answer 504; writing: when
+                                   the rest of the response is given up */
+    struct s_req *prev, *next;  /* its list, in deadline order */
+    struct s_list *on;          /* the list it is on, or NULL */
+    int in_epoll;               /* fd registered with epoll */
+    bx_buf_t out;               /* writing: the records not yet written */
+    size_t off;                 /* how much of out was written */
     bx_http_req_t http;         /* what the response needs (origin, callback) */
 } s_req_t;
+
+/* Requests in deadline order: every deadline of a list is now + the same
+ * time, so appending keeps the order and the head expires first. */
+typedef struct s_list {
+    s_req_t *head, *tail;
+    size_t n;
+} s_list_t;
 
 struct bx_responder {
     bx_responder_opts_t o;      /* copy; strings lent by the caller */
@@ -74,49 +92,40 @@ struct bx_responder {
                                    them before epoll_wait sleeps */
     s_req_t **by_fd;            /* slot per descriptor, NULL when free */
     size_t nfd;
-    s_req_t *head, *tail;       /* waiting requests, oldest deadline first */
-    size_t waiting;
+    s_list_t waiting;           /* requests waiting for bayeuxd */
+    s_list_t writing;           /* responses waiting for their socket */
+    size_t write_bytes;         /* bytes they still hold */
     uint32_t counter;           /* high half of the next reqid */
     FCGX_Request freq;          /* reused for every accept: freed after reading */
     int stop;                   /* SIGTERM/SIGINT seen */
-    uint64_t n_forwarded, n_cancelled, n_timeouts;
+    uint64_t n_forwarded, n_cancelled, n_timeouts, n_write_dropped;
 };
 
 /* ------------------------------------------------------------ FastCGI out */
 
-/* Sets SO_RCVTIMEO or SO_SNDTIMEO on fd to BX_FCGI_IO_TIMEOUT_MS. */
-static int s_io_timeout(int fd, int opt)
+/* Sets SO_RCVTIMEO on fd to BX_FCGI_IO_TIMEOUT_MS. */
+static int s_read_timeout(int fd)
 {
     struct timeval tv = { BX_FCGI_IO_TIMEOUT_MS / 1000,
                           (BX_FCGI_IO_TIMEOUT_MS % 1000) * 1000 };
-    return setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof tv);
+    return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 }
 
-/* Writes all of p to the blocking socket fd. First without waiting: a
- * response nearly always fits the socket buffer, and then the socket never
- * needs a send timeout. Only when the web server is slow to read is the
- * rest written blocking, with SO_SNDTIMEO: a stuck web server costs at most
- * 2 s a write. Returns 0, or -1 with errno. */
-static int s_write_all(int fd, const char *p, size_t n)
+/* Writes what the socket takes now of out from *off. Returns 1 when all of
+ * it is written, 0 when the socket is full, -1 on an error (the peer is
+ * gone). Never waits. */
+static int s_write_some(int fd, const bx_buf_t *out, size_t *off)
 {
-    int flags = MSG_DONTWAIT | MSG_NOSIGNAL;
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, flags);
+    while (*off < out->len) {
+        ssize_t w = send(fd, out->data + *off, out->len - *off, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            if ((errno == EAGAIN || errno == EWOULDBLOCK) && (flags & MSG_DONTWAIT)) {
-                if (s_io_timeout(fd, SO_SNDTIMEO) < 0)
-                    return -1;
-                flags = MSG_NOSIGNAL;
-                continue;
-            }
-            return -1;
+            return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
         }
-        p += w;
-        n -= (size_t)w;
+        *off += (size_t)w;
     }
-    return 0;
+    return 1;
 }
 
 static void s_fcgi_header(unsigned char *h, int type, uint16_t id, size_t len)
@@ -131,34 +140,27 @@ static void s_fcgi_header(unsigned char *h, int type, uint16_t id, size_t len)
     h[7] = 0;
 }
 
-/* Writes resp (a CGI response) as STDOUT records, the empty STDOUT record
- * that ends the stream and END_REQUEST, then closes fd (which also takes it
- * out of epoll). A stuck web server costs at most 2 s (s_write_all). */
-static void s_fcgi_respond(int fd, uint16_t id, const bx_buf_t *resp)
+/* Frames resp (a CGI response) into out as STDOUT records, the empty STDOUT
+ * record that ends the stream and END_REQUEST. */
+static void s_fcgi_frame(bx_buf_t *out, uint16_t id, const bx_buf_t *resp)
 {
-    bx_buf_t out;
     unsigned char h[FCGI_HEADER_LEN];
     size_t off = 0;
 
-    bx_buf_init(&out);
-    bx_buf_reserve(&out, resp->len + resp->len / FCGI_CHUNK * 8 + 40);
+    bx_buf_reserve(out, resp->len + resp->len / FCGI_CHUNK * 8 + 40);
     while (off < resp->len) {
         size_t n = resp->len - off < FCGI_CHUNK ? resp->len - off : FCGI_CHUNK;
         s_fcgi_header(h, FCGI_STDOUT, id, n);
-        bx_buf_append(&out, h, sizeof h);
-        bx_buf_append(&out, resp->data + off, n);
+        bx_buf_append(out, h, sizeof h);
+        bx_buf_append(out, resp->data + off, n);
         off += n;
     }
     s_fcgi_header(h, FCGI_STDOUT, id, 0);
-    bx_buf_append(&out, h, sizeof h);
+    bx_buf_append(out, h, sizeof h);
     s_fcgi_header(h, FCGI_END_REQUEST, id, 8);
-    bx_buf_append(&out, h, sizeof h);
+    bx_buf_append(out, h, sizeof h);
     /* FCGI_EndRequestBody: appStatus 0, FCGI_REQUEST_COMPLETE, reserved. */
-    bx_buf_append(&out, "\0\0\0\0\0\0\0\0", 8);
-    if (s_write_all(fd, out.data, out.len) < 0)
-        bx_debug(TAG, "fd %d: response not written: %s", fd, strerror(errno));
-    bx_buf_free(&out);
-    close(fd);
+    bx_buf_append(out, "\0\0\0\0\0\0\0\0", 8);
 }
 
 /* ------------------------------------------------------------ bookkeeping */
@@ -184,26 +186,107 @@ static s_req_t *s_find(bx_responder_t *r, uint64_t reqid)
     return r->by_fd[fd];
 }
 
-/* Takes q out of every index and frees it. close_fd: also close the fd
- * (otherwise the caller already answered and closed). Closing is enough to
- * leave epoll: the socket is never dup'ed and workers fork before they
- * accept, so the close drops the last reference. */
-static void s_req_free(bx_responder_t *r, s_req_t *q, int close_fd)
+static void s_list_add(s_list_t *l, s_req_t *q)
 {
+    q->prev = l->tail;
+    q->next = NULL;
+    if (l->tail)
+        l->tail->next = q;
+    else
+        l->head = q;
+    l->tail = q;
+    l->n++;
+    q->on = l;
+}
+
+static void s_list_del(s_req_t *q)
+{
+    s_list_t *l = q->on;
+    if (!l)
+        return;
     if (q->prev)
         q->prev->next = q->next;
     else
-        r->head = q->next;
+        l->head = q->next;
     if (q->next)
         q->next->prev = q->prev;
     else
-        r->tail = q->prev;
-    r->waiting--;
-    r->by_fd[q->fd] = NULL;
-    if (close_fd)
-        close(q->fd);
+        l->tail = q->prev;
+    l->n--;
+    q->on = NULL;
+    q->prev = q->next = NULL;
+}
+
+/* Takes q out of every index, closes its fd and frees it. Closing is enough
+ * to leave epoll: the socket is never dup'ed and workers fork before they
+ * accept, so the close drops the last reference. */
+static void s_req_free(bx_responder_t *r, s_req_t *q)
+{
+    s_list_del(q);
+    if ((size_t)q->fd < r->nfd && r->by_fd[q->fd] == q)
+        r->by_fd[q->fd] = NULL;
+    r->write_bytes -= q->out.len - q->off;
+    close(q->fd);
+    bx_buf_free(&q->out);
     bx_http_req_clear(&q->http);
     free(q);
+}
+
+static void s_timer_update(bx_responder_t *r);
+
+/* Answers q with resp and frees it once written: at once when its socket
+ * takes it all (nearly always: a response fits the socket buffer), else the
+ * rest waits on the writing list for EPOLLOUT. Past WRITE_BUDGET bytes
+ * waiting in all, the oldest waiting responses are given up first: no
+ * number of clients that do not read can make the process grow without
+ * bound. */
+static void s_respond(bx_responder_t *r, s_req_t *q, const bx_buf_t *resp)
+{
+    s_list_del(q);
+    s_fcgi_frame(&q->out, q->fcgi_id, resp);
+    q->off = 0;
+    int rc = s_write_some(q->fd, &q->out, &q->off);
+    if (rc != 0) {
+        if (rc < 0)
+            bx_debug(TAG, "fd %d: response not written: %s", q->fd, strerror(errno));
+        q->off = q->out.len;
+        s_req_free(r, q);
+        return;
+    }
+    size_t left = q->out.len - q->off;
+    while (r->writing.head && r->write_bytes + left > WRITE_BUDGET) {
+        bx_warn(TAG, "responses waiting for slow readers hold over %d bytes: the oldest "
+                "is dropped", WRITE_BUDGET);
+        r->n_write_dropped++;
+        s_req_free(r, r->writing.head);
+    }
+    r->write_bytes += left;
+    q->deadline = bx_now_ms() + WRITE_TIMEOUT_MS;
+    s_list_add(&r->writing, q);
+    s_slot_set(r, q->fd, q);
+    struct epoll_event ev = { .events = EPOLLOUT, .data.u64 = EV_DATA(EV_REQ, q->fd) };
+    if (epoll_ctl(r->epfd, q->in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, q->fd, &ev) < 0) {
+        bx_error(TAG, "epoll_ctl(%d): %s", q->fd, strerror(errno));
+        s_req_free(r, q);
+        return;
+    }
+    q->in_epoll = 1;
+    s_timer_update(r);
+}
+
+/* Its socket drained: writes more of q's response. */
+static void s_on_writable(bx_responder_t *r, s_req_t *q)
+{
+    size_t before = q->off;
+    int rc = s_write_some(q->fd, &q->out, &q->off);
+    r->write_bytes -= q->off - before;
+    if (rc == 0)
+        return;
+    if (rc < 0) {
+        bx_debug(TAG, "fd %d: response not written: %s", q->fd, strerror(errno));
+        r->n_write_dropped++;
+    }
+    s_req_free(r, q);
 }
 
 /* Sends one message to the dispatcher without waiting; 0 or -1 (errno).
@@ -225,31 +308,30 @@ static void s_send_cancel(bx_responder_t *r, uint64_t reqid)
                  zmq_strerror(errno));
 }
 
-/* Answers q with a plain error and frees it. */
+/* Answers q with a plain error. */
 static void s_req_fail(bx_responder_t *r, s_req_t *q, int status, const char *text)
 {
     bx_buf_t resp;
     bx_buf_init(&resp);
     bx_http_write_error(&resp, &r->o.http, &q->http, status, text);
-    s_fcgi_respond(q->fd, q->fcgi_id, &resp);
+    s_respond(r, q, &resp);
     bx_buf_free(&resp);
-    s_req_free(r, q, 0);
 }
 
 static void s_fail_all(bx_responder_t *r, int status, const char *text)
 {
-    size_t n = r->waiting;
-    while (r->head)
-        s_req_fail(r, r->head, status, text);
+    size_t n = r->waiting.n;
+    while (r->waiting.head)
+        s_req_fail(r, r->waiting.head, status, text);
     if (n)
         bx_info(TAG, "answered %zu waiting requests with %d (%s)", n, status, text);
 }
 
 /* ------------------------------------------------------------ timer */
 
-/* Arms the timerfd for the earliest of the oldest deadline and the end of an
- * accept pause. All deadlines are now + request-timeout, so the waiting list
- * is already in deadline order and its head is the next to expire. Call it
+/* Arms the timerfd for the earliest of the oldest deadlines and the end of
+ * an accept pause. All deadlines of a list are now + the same time, so each
+ * list is already in deadline order and its head is the next to expire. Call it
  * when something was added that may be due sooner (a request, a pause).
  * The timer is only ever moved earlier: when the head is answered the timer
  * is left to fire early, and s_on_timer, finding nothing due, arms it for
@@ -257,7 +339,9 @@ static void s_fail_all(bx_responder_t *r, int status, const char *text)
  * timerfd_settime per request. */
 static void s_timer_update(bx_responder_t *r)
 {
-    int64_t next = r->head ? r->head->deadline : 0;
+    int64_t next = r->waiting.head ? r->waiting.head->deadline : 0;
+    if (r->writing.head && (next == 0 || r->writing.head->deadline < next))
+        next = r->writing.head->deadline;
     if (r->accept_paused && (next == 0 || r->accept_resume < next))
         next = r->accept_resume;
     if (next == 0 || (r->timer_armed != 0 && r->timer_armed <= next))
@@ -292,8 +376,14 @@ static void s_on_timer(bx_responder_t *r)
     if (read(r->timerfd, &ticks, sizeof ticks) < 0 && errno != EAGAIN)
         bx_error(TAG, "read(timerfd): %s", strerror(errno));
     r->timer_armed = 0;
-    while (r->head && r->head->deadline <= now) {
-        s_req_t *q = r->head;
+    while (r->writing.head && r->writing.head->deadline <= now) {
+        bx_debug(TAG, "fd %d: response not taken in %d ms, dropped", r->writing.head->fd,
+                 WRITE_TIMEOUT_MS);
+        r->n_write_dropped++;
+        s_req_free(r, r->writing.head);
+    }
+    while (r->waiting.head && r->waiting.head->deadline <= now) {
+        s_req_t *q = r->waiting.head;
         /* No reply in time: the dispatcher is stuck or lost the request. */
         bx_warn(TAG, "request %llu: no reply from the dispatcher in %lld ms",
                 (unsigned long long)q->reqid, (long long)r->o.request_timeout_ms);
@@ -352,9 +442,8 @@ static void s_on_reply(bx_responder_t *r, const bx_wire_msg_t *m)
         bx_http_write_reply(&resp, &r->o.http, &q->http, (int)m->hdr.status,
                             m->part[0], m->part_len[0], m->part[1], m->part_len[1]);
     }
-    s_fcgi_respond(q->fd, q->fcgi_id, &resp);
+    s_respond(r, q, &resp);
     bx_buf_free(&resp);
-    s_req_free(r, q, 0);
 }
 
 /* Reads replies until the DEALER has none, or a burst is done (then
@@ -468,10 +557,8 @@ static void s_forward(bx_responder_t *r, s_req_t *q, const char *remote)
         bx_debug(TAG, "request not forwarded: %s", zmq_strerror(errno));
         bx_buf_init(&resp);
         bx_http_write_error(&resp, &r->o.http, &q->http, 503, "dispatcher unavailable");
-        s_fcgi_respond(q->fd, q->fcgi_id, &resp);
+        s_respond(r, q, &resp);
         bx_buf_free(&resp);
-        bx_http_req_clear(&q->http);
-        free(q);
         return;
     }
     /* The batch is with the dispatcher now; keep only what the reply needs. */
@@ -479,17 +566,13 @@ static void s_forward(bx_responder_t *r, s_req_t *q, const char *remote)
     q->http.json = NULL;
     q->http.json_len = 0;
     q->deadline = bx_now_ms() + r->o.request_timeout_ms;
-    q->prev = r->tail;
-    if (r->tail)
-        r->tail->next = q;
-    else
-        r->head = q;
-    r->tail = q;
-    r->waiting++;
+    s_list_add(&r->waiting, q);
     r->n_forwarded++;
     s_slot_set(r, q->fd, q);
     if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, q->fd, &ev) < 0)
         bx_error(TAG, "epoll_ctl(add %d): %s", q->fd, strerror(errno));
+    else
+        q->in_epoll = 1;
     s_timer_update(r);
 }
 
@@ -504,8 +587,8 @@ static void s_serve(bx_responder_t *r, int fd)
     int over = 0, rc;
 
     /* libfcgi reads the blocking socket: the timeout bounds each read.
-     * The send timeout is set only if ever needed (s_write_all). */
-    if (s_io_timeout(fd, SO_RCVTIMEO) < 0) {
+     * Responses are written without waiting (s_respond). */
+    if (s_read_timeout(fd) < 0) {
         bx_error(TAG, "fd %d setup: %s", fd, strerror(errno));
         close(fd);
         return;
@@ -571,12 +654,10 @@ static void s_serve(bx_responder_t *r, int fd)
     }
     bx_buf_init(&resp);
     bx_http_write_immediate(&resp, &r->o.http, &q->http);
-    s_fcgi_respond(fd, q->fcgi_id, &resp);
     if (q->http.status >= 400)
         s_send_note(r, q->http.status);
+    s_respond(r, q, &resp);
     bx_buf_free(&resp);
-    bx_http_req_clear(&q->http);
-    free(q);
 }
 
 static void s_on_listen(bx_responder_t *r)
@@ -596,7 +677,7 @@ static void s_on_listen(bx_responder_t *r)
             int64_t now = bx_now_ms();
             if (now - r->emfile_logged >= 1000) {
                 bx_warn(TAG, "accept: %s (%zu requests waiting); pausing accepts",
-                        strerror(errno), r->waiting);
+                        strerror(errno), r->waiting.n);
                 r->emfile_logged = now;
             }
             s_listen_watch(r, 0);
@@ -624,6 +705,10 @@ static void s_on_request_event(bx_responder_t *r, int fd, uint32_t events)
 
     if (!q)
         return;
+    if (q->on == &r->writing) {
+        s_on_writable(r, q);
+        return;
+    }
     /* Always look at the socket itself: an event can be stale when its fd
      * was closed and reused by a new request earlier in the same batch, and
      * then the new socket simply has nothing to read (EAGAIN). */
@@ -650,7 +735,7 @@ static void s_on_request_event(bx_responder_t *r, int fd, uint32_t events)
              (unsigned long long)q->reqid);
     s_send_cancel(r, q->reqid);
     r->n_cancelled++;
-    s_req_free(r, q, 1);
+    s_req_free(r, q);
 }
 
 static void s_on_signal(bx_responder_t *r)
@@ -668,6 +753,32 @@ static void s_on_signal(bx_responder_t *r)
 }
 
 /* ------------------------------------------------------------ the loop */
+
+/* At the stop: the responses still being written get a moment, never more
+ * than BX_FCGI_IO_TIMEOUT_MS, then are given up. */
+static void s_finish_writes(bx_responder_t *r)
+{
+    struct epoll_event evs[64];
+    int64_t end = bx_now_ms() + BX_FCGI_IO_TIMEOUT_MS;
+    while (r->writing.head) {
+        int64_t left = end - bx_now_ms();
+        if (left <= 0)
+            break;
+        int n = epoll_wait(r->epfd, evs, 64, (int)left);
+        if (n < 0 && errno != EINTR)
+            break;
+        for (int i = 0; i < n; i++) {
+            int fd = (int)(uint32_t)evs[i].data.u64;
+            s_req_t *q = (size_t)fd < r->nfd ? r->by_fd[fd] : NULL;
+            if ((int)(evs[i].data.u64 >> 32) == EV_REQ && q && q->on == &r->writing)
+                s_on_writable(r, q);
+        }
+    }
+    while (r->writing.head) {
+        r->n_write_dropped++;
+        s_req_free(r, r->writing.head);
+    }
+}
 
 int bx_responder_run(bx_responder_t *r)
 {
@@ -707,18 +818,20 @@ int bx_responder_run(bx_responder_t *r)
     if (!r->accept_paused)
         s_listen_watch(r, 0);
     r->listen_fd = -1;
-    for (s_req_t *q = r->head; q; q = q->next)
+    for (s_req_t *q = r->waiting.head; q; q = q->next)
         s_send_cancel(r, q->reqid);
     s_fail_all(r, 503, "server shutting down");
-    bx_info(TAG, "stopped: %llu forwarded, %llu cancelled by clients, %llu timed out",
-            (unsigned long long)r->n_forwarded, (unsigned long long)r->n_cancelled,
-            (unsigned long long)r->n_timeouts);
+    s_finish_writes(r);
+    bx_info(TAG, "stopped: %llu forwarded, %llu cancelled by clients, %llu timed out, "
+            "%llu responses not taken", (unsigned long long)r->n_forwarded,
+            (unsigned long long)r->n_cancelled, (unsigned long long)r->n_timeouts,
+            (unsigned long long)r->n_write_dropped);
     return 0;
 }
 
 size_t bx_responder_waiting(const bx_responder_t *r)
 {
-    return r->waiting;
+    return r->waiting.n;
 }
 
 static int s_epoll_add(bx_responder_t *r, int fd, int kind)
@@ -833,8 +946,10 @@ void bx_responder_destroy(bx_responder_t **pr)
     bx_responder_t *r = pr ? *pr : NULL;
     if (!r)
         return;
-    if (r->head && r->dealer)
+    if (r->waiting.head && r->dealer)
         s_fail_all(r, 503, "server shutting down");
+    while (r->writing.head)
+        s_req_free(r, r->writing.head);
     if (r->mon)
         zmq_close(r->mon);
     if (r->dealer) {
