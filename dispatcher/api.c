@@ -193,6 +193,11 @@ void bx_engine_stats(const bx_engine_t *e, bx_engine_stats_t *st)
     st->evicted = e->evicted;
     st->queued_bytes = e->qacct.bytes;
     st->queued_msgs = e->qacct.msgs;
+    size_t pos = 0;
+    bx_session_t *s;
+    while ((s = bx_map_next(e->sessions, &pos, NULL, NULL)) != NULL)
+        if (s->queue.bytes > st->queue_max_bytes)
+            st->queue_max_bytes = s->queue.bytes;
     st->histories = bx_map_count(e->hist);
     memcpy(st->refused, e->refused, sizeof st->refused);
     st->memory = bx_map_memory(e->sessions) + bx_map_memory(e->channels) +
@@ -225,21 +230,19 @@ void bx_engine_stats_json(const bx_engine_t *e, bx_buf_t *b)
     /* Queue depths: what waits for clients, in all and at the worst, in
      * messages and in bytes; queued_bytes counts each message once, the
      * memory they take (queue-memory bounds it). */
-    uint64_t queued = 0, deepest = 0, deepest_bytes = 0;
+    uint64_t queued = 0, deepest = 0;
     size_t pos = 0;
     bx_session_t *s;
     while ((s = bx_map_next(e->sessions, &pos, NULL, NULL)) != NULL) {
         queued += s->queue.count;
         if (s->queue.count > deepest)
             deepest = s->queue.count;
-        if (s->queue.bytes > deepest_bytes)
-            deepest_bytes = s->queue.bytes;
     }
     bx_buf_printf(b, "{\"queued\":%llu,\"queue_max\":%llu,\"queued_bytes\":%llu,"
                   "\"queued_messages\":%llu,\"queue_max_bytes\":%llu,\"evicted\":%llu,",
                   (unsigned long long)queued, (unsigned long long)deepest,
                   (unsigned long long)st.queued_bytes, (unsigned long long)st.queued_msgs,
-                  (unsigned long long)deepest_bytes, (unsigned long long)st.evicted);
+                  (unsigned long long)st.queue_max_bytes, (unsigned long long)st.evicted);
     bx_buf_printf(b, "\"sessions\":%zu,\"channels\":%zu,\"parked\":%zu,"
                   "\"published\":%llu,\"delivered\":%llu,\"dropped\":%llu,"
                   "\"overflowed\":%llu,\"expired\":%llu,\"acked\":%llu,\"replayed\":%llu,"

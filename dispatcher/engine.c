@@ -59,6 +59,7 @@ void bx_engine_cfg_defaults(bx_engine_cfg_t *cfg)
     cfg->auth_secret_len = 0;
     cfg->rules = NULL;
     cfg->rules_closed = 0;
+    cfg->slice_work = 8192;
 }
 
 bx_engine_t *bx_engine_new(const bx_engine_cfg_t *cfg, bx_engine_send_fn send, void *ud)
@@ -97,11 +98,14 @@ int bx_engine_load(bx_engine_t *e, bx_store_t *st, int64_t now)
     return 0;
 }
 
+static void s_pending_free(bx_engine_t *e);
+
 void bx_engine_destroy(bx_engine_t **pe)
 {
     if (!pe || !*pe)
         return;
     bx_engine_t *e = *pe;
+    s_pending_free(e);
     size_t pos = 0;
     bx_session_t *s;
     /* Freeing edits the map: always take the first remaining session. */
@@ -126,13 +130,20 @@ void bx_engine_destroy(bx_engine_t **pe)
 
 /* ---- building replies ---- */
 
-/* One HTTP request being handled. */
-typedef struct {
+/* One HTTP request being handled: on the stack, or, when its work is split
+ * over several turns (bx_engine_busy), the engine's pending request. */
+typedef struct bx_req {
     bx_engine_t *e;
+    bx_origin_t from_;                /* its origin (from points here) */
     const bx_origin_t *from;
     int transport;
     const char *browser;              /* the request's cookie, "" if none */
     const char *addr;                 /* the client's address, "" if unknown */
+    char browser_[BX_BROWSER_MAX + 1]; /* their copies while it is pending */
+    char addr_[64];
+    json_object *batch;               /* lent, or held while pending */
+    size_t next;                      /* the next message to handle */
+    int cancelled;                    /* its client went away meanwhile */
     char set_browser[BX_BROWSER_LEN + 1]; /* cookie to set, "" if none */
     int64_t now;
     int64_t wall;                     /* wall clock at arrival */
@@ -145,6 +156,11 @@ typedef struct {
     bx_session_t *first;              /* first session a message named */
     int parked;                       /* the request is a held connect */
 } s_req_t;
+
+/* The work of handling one message, in the units of cfg.slice_work (one
+ * unit is one message queued for a session: a fan-out costs one per
+ * subscriber reached). */
+#define WORK_PER_MESSAGE 8
 
 /* Starts a reply object: {"id":"..","channel":"..". */
 static void s_reply_open(s_req_t *r, const char *id, const char *channel)
@@ -694,41 +710,105 @@ void bx_wake(bx_engine_t *e, int64_t now)
     }
 }
 
+/* Handles the rest of r's messages, or as many as the turn's work allows
+ * (cfg.slice_work; all of them when limit is 0). Returns 1 when it is done
+ * and answered, 0 when messages are left for a later turn. */
+static int s_run(s_req_t *r, int limit)
+{
+    bx_engine_t *e = r->e;
+    while (r->next < r->nmsgs) {
+        s_message(r, json_object_array_get_idx(r->batch, r->next++));
+        e->work += WORK_PER_MESSAGE;
+        if (limit && e->cfg.slice_work > 0 && e->work >= (uint64_t)e->cfg.slice_work &&
+            r->next < r->nmsgs)
+            return 0;
+    }
+    /* CometD: a response also carries what is queued for the requesting
+     * session (deliveries first, then replies), except over callback-polling
+     * where messages only travel in connect replies, and for ack sessions,
+     * whose messages only travel in connect replies (their batch numbers). */
+    bx_session_t *drain = r->drain;
+    if (!drain && r->transport == BX_TRANSPORT_LONG_POLLING && r->first && !r->first->ack)
+        drain = r->first;
+
+    if (!r->parked) {
+        /* The queue that goes with the connect reply is final now. */
+        s_splice_ack(r, r->ack_session == drain);
+        bx_out_body(e, r->from, r->set_browser[0] ? r->set_browser : NULL, drain,
+                    r->replies.data, r->replies.len);
+        if (r->cancelled)
+            e->out[e->nout - 1].cancelled = 1;
+    }
+    /* else: the batch was one connect, now held; it is answered later. */
+    bx_buf_free(&r->replies);
+    bx_wake(e, r->now);
+    return 1;
+}
+
+static void s_pending_free(bx_engine_t *e)
+{
+    s_req_t *r = e->pending;
+    if (!r)
+        return;
+    json_object_put(r->batch);
+    bx_buf_free(&r->replies);
+    free(r);
+    e->pending = NULL;
+}
+
+/* Finishes the pending request. limit: as s_run. */
+static void s_resume(bx_engine_t *e, int limit)
+{
+    s_req_t *r = e->pending;
+    if (r && s_run(r, limit))
+        s_pending_free(e);
+}
+
 void bx_engine_request(bx_engine_t *e, const bx_origin_t *from, int transport,
                        const char *browser, const char *addr, json_object *batch, int64_t now)
 {
+    /* Requests are handled in the order they came: one that arrives while
+     * another is pending (the caller did not wait for bx_engine_busy to
+     * clear) waits for it to finish. */
+    s_resume(e, 0);
     s_req_t r;
     memset(&r, 0, sizeof r);
     r.e = e;
-    r.from = from;
+    r.from_ = *from;
+    r.from = &r.from_;
     r.transport = transport;
     r.browser = browser ? browser : "";
     r.addr = addr ? addr : "";
     r.now = now;
     r.wall = e->cfg.wall_ms();
+    r.batch = batch;
     r.nmsgs = json_object_array_length(batch);
     bx_buf_init(&r.replies);
+    if (s_run(&r, 1))
+        return;
+    /* Its work is over the turn's share: the rest waits for the next turns
+     * (bx_engine_resume), so that the commit, the replies and the timers of
+     * this turn are not held up by one request. */
+    s_req_t *p = bx_malloc(sizeof *p);
+    *p = r;
+    p->from = &p->from_;
+    snprintf(p->browser_, sizeof p->browser_, "%s", r.browser);
+    snprintf(p->addr_, sizeof p->addr_, "%s", r.addr);
+    p->browser = p->browser_;
+    p->addr = p->addr_;
+    p->batch = json_object_get(batch);
+    e->pending = p;
+}
 
-    for (size_t i = 0; i < r.nmsgs; i++)
-        s_message(&r, json_object_array_get_idx(batch, i));
+int bx_engine_busy(const bx_engine_t *e)
+{
+    return e->pending != NULL;
+}
 
-    /* CometD: a response also carries what is queued for the requesting
-     * session (deliveries first, then replies), except over callback-polling
-     * where messages only travel in connect replies, and for ack sessions,
-     * whose messages only travel in connect replies (their batch numbers). */
-    bx_session_t *drain = r.drain;
-    if (!drain && transport == BX_TRANSPORT_LONG_POLLING && r.first && !r.first->ack)
-        drain = r.first;
-
-    if (!r.parked) {
-        /* The queue that goes with the connect reply is final now. */
-        s_splice_ack(&r, r.ack_session == drain);
-        bx_out_body(e, from, r.set_browser[0] ? r.set_browser : NULL, drain, r.replies.data,
-                   r.replies.len);
-    }
-    /* else: the batch was one connect, now held; it is answered later. */
-    bx_buf_free(&r.replies);
-    bx_wake(e, now);
+void bx_engine_resume(bx_engine_t *e, int64_t now)
+{
+    (void)now;
+    s_resume(e, 1);
 }
 
 void bx_engine_cancel(bx_engine_t *e, const bx_origin_t *from, int64_t now)
@@ -738,6 +818,9 @@ void bx_engine_cancel(bx_engine_t *e, const bx_origin_t *from, int64_t now)
     for (uint32_t i = 0; i < e->nout; i++)
         if (e->out[i].to.peer == from->peer && e->out[i].to.reqid == from->reqid)
             e->out[i].cancelled = 1;
+    s_req_t *p = e->pending;
+    if (p && p->from_.peer == from->peer && p->from_.reqid == from->reqid)
+        p->cancelled = 1;
     bx_session_t *s = bx_state_parked_by_origin(e, from);
     if (!s)
         return;
@@ -748,25 +831,38 @@ void bx_engine_cancel(bx_engine_t *e, const bx_origin_t *from, int64_t now)
     bx_debug(TAG, "session %s: held connect cancelled by the client", s->id);
 }
 
-static void s_sweep(bx_engine_t *e, int64_t now)
+/* Removes expired sessions. Returns 1 when it found them all, 0 when the
+ * turn's work (cfg.slice_work, a session's queue counting one a message)
+ * ran out first: the rest go next turn. */
+static int s_sweep(bx_engine_t *e, int64_t now)
 {
     bx_session_t **dead = NULL;
     size_t ndead = 0, cap = 0, pos = 0;
     bx_session_t *s;
+    uint64_t work = 0;
+    int all = 1;
     while ((s = bx_map_next(e->sessions, &pos, NULL, NULL)) != NULL) {
         if (s->parked || s->expires > now)
             continue;
+        if (e->cfg.slice_work > 0 && e->work + work >= (uint64_t)e->cfg.slice_work &&
+            ndead > 0) {
+            all = 0;
+            break;
+        }
         if (ndead == cap) {
             cap = cap ? cap * 2 : 16;
             dead = bx_realloc(dead, cap * sizeof *dead);
         }
         dead[ndead++] = s;
+        work += WORK_PER_MESSAGE + s->queue.count;
     }
     for (size_t i = 0; i < ndead; i++) {
         bx_remove_session(e, dead[i], now, "expired", "none");
         e->expired++;
     }
+    e->work += work;
     free(dead);
+    return all;
 }
 
 /* The stats channel: what the stats op says, for a dashboard page. */
@@ -791,12 +887,16 @@ int64_t bx_engine_tick(bx_engine_t *e, int64_t now)
     bx_session_t *s;
     while ((s = bx_state_heap_top(e)) != NULL && s->park_deadline <= now)
         bx_answer_parked(e, s, now, NULL);
-    if (now >= e->next_sweep) {
-        s_sweep(e, now);
-        bx_history_sweep(e, e->cfg.wall_ms());
-        e->next_sweep = now + e->cfg.sweep_period_ms;
+    /* No session is removed while a request is pending: it may point at
+     * any of them. The sweep and the stats wait for it. */
+    if (now >= e->next_sweep && !e->pending) {
+        if (s_sweep(e, now)) {
+            bx_history_sweep(e, e->cfg.wall_ms());
+            e->next_sweep = now + e->cfg.sweep_period_ms;
+        }
     }
-    if (e->cfg.stats_channel && *e->cfg.stats_channel && now >= e->next_stats) {
+    if (e->cfg.stats_channel && *e->cfg.stats_channel && now >= e->next_stats &&
+        !e->pending) {
         if (e->next_stats != INT64_MIN)
             s_publish_stats(e);
         e->next_stats = now + e->cfg.stats_interval_ms;
@@ -812,6 +912,7 @@ int64_t bx_engine_tick(bx_engine_t *e, int64_t now)
 
 void bx_engine_release_all(bx_engine_t *e, int64_t now)
 {
+    s_resume(e, 0);
     bx_session_t *s;
     while ((s = bx_state_heap_top(e)) != NULL)
         bx_answer_parked(e, s, now, NULL);

@@ -70,6 +70,11 @@ typedef struct {
     size_t auth_secret_len;
     const char *rules;             /* channel-rules (rules.h), or NULL */
     int rules_closed;              /* channels no rule names: 1 nobody, 0 anyone */
+    int64_t slice_work;            /* work of one turn (between two flushes)
+                                      after which a request's remaining
+                                      messages wait for the next turn, in
+                                      messages queued for sessions (a
+                                      message handled counts 8); 0: none */
 } bx_engine_cfg_t;
 
 enum { BX_AUTH_OFF = 0, BX_AUTH_OPTIONAL, BX_AUTH_REQUIRED };
@@ -161,6 +166,15 @@ void bx_engine_request(bx_engine_t *e, const bx_origin_t *from, int transport,
                        const char *browser, const char *addr, json_object *batch,
                        int64_t now);
 
+/* 1 while a request's work is split over turns: its remaining messages
+ * are handled by bx_engine_resume, which the caller runs at the start of
+ * every turn (before anything else) until this is 0, reading no new
+ * requests meanwhile, and flushing after each turn as usual; the sweep,
+ * the stats channel and the removal of overflowed sessions wait for it.
+ * A bx_engine_request made meanwhile first finishes it. */
+int bx_engine_busy(const bx_engine_t *e);
+void bx_engine_resume(bx_engine_t *e, int64_t now);
+
 /* The HTTP client of request `from` went away. If it was a held connect, it is
  * forgotten without a reply; if it was answered since the last flush, the
  * answer is not sent. Queued messages wait for the next connect. */
@@ -184,8 +198,12 @@ typedef struct {
     uint64_t overflowed;    /* sessions ended by max_queue (end-session) */
     uint64_t evicted;       /* messages dropped, or sessions ended, to keep
                                within queue_memory */
-    uint64_t queued_bytes;  /* bytes of queued messages, each counted once */
+    uint64_t queued_bytes;  /* memory of queued messages, each counted once,
+                               and of every queue's entries (queue_memory
+                               bounds it) */
     uint64_t queued_msgs;   /* queued messages, each counted once */
+    uint64_t queue_max_bytes; /* the largest queue's bytes (its messages'
+                               json and its entries: max_queue_bytes) */
     uint64_t expired;       /* sessions removed by expiry */
     uint64_t acked;         /* messages acknowledged by ack sessions */
     uint64_t replayed;      /* history messages queued by a replay */

@@ -15,6 +15,7 @@
 #include "util.h"
 
 typedef struct bx_session bx_session_t;
+struct bx_req;
 typedef struct bx_chan bx_chan_t;
 
 /* One subscription of a session: the channel and the session's position in
@@ -132,6 +133,9 @@ struct bx_engine {
     uint64_t published, delivered, dropped, overflowed, expired, acked, replayed;
     uint64_t evicted;          /* messages and sessions queue_memory took */
     int64_t turn_max_us;       /* the longest turn of bayeuxd's loop */
+    struct bx_req *pending;    /* a request whose work goes on next turn */
+    uint64_t work;             /* work done this turn (cfg.slice_work) */
+    uint8_t relieved;          /* queue_memory was enforced this turn */
     int64_t turn_cpu_max_us;   /* the most CPU one turn used */
     bx_qacct_t qacct;          /* every session queue's messages, once each */
     uint64_t refused[BX_REFUSAL_COUNT];

@@ -1,6 +1,7 @@
 /* main.c - bayeuxd: the Bayeux dispatcher daemon. */
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,13 @@ int main(int argc, char **argv)
     const bx_option_t *opts = bx_dopts_init(&o);
     char err[512];
     int rc = 1, check_only = 0, check_db = 0;
+    /* Queue rings, large messages and replies of 64 KiB or more get pages
+     * of their own, given back when freed: glibc would otherwise raise its
+     * threshold after the first such free and serve them from the heap,
+     * where a queue cut by queue-memory leaves holes that keep the process
+     * at twice the budget (bench/abuse --attack batch: 138 MB, 95 MB with
+     * this). */
+    mallopt(M_MMAP_THRESHOLD, 64 << 10);
 
     check_only = bx_config_take_flag(&argc, argv, "--check-config");
     check_db = bx_config_take_flag(&argc, argv, "--check-db");

@@ -38,23 +38,38 @@ void bx_msg_unref(bx_msg_t **pm)
 /* m enters or leaves q: its bytes, and the accounting's distinct ones. */
 static void s_count_in(bx_queue_t *q, bx_msg_t *m)
 {
-    q->bytes += m->len;
+    q->bytes += m->len + sizeof(bx_qent_t);
     if (q->acct && m->held++ == 0) {
-        q->acct->bytes += m->len;
+        q->acct->bytes += sizeof *m + m->len + 1;
         q->acct->msgs++;
     }
 }
 
 static void s_count_out(bx_queue_t *q, bx_msg_t *m)
 {
-    q->bytes -= m->len;
+    q->bytes -= m->len + sizeof(bx_qent_t);
     if (q->acct && --m->held == 0) {
-        q->acct->bytes -= m->len;
+        q->acct->bytes -= sizeof *m + m->len + 1;
         q->acct->msgs--;
     }
 }
 
 /* Makes room for at least need entries, keeping the order from head. */
+/* A new ring of ncap entries (>= count; 0 frees it), in order from head. */
+static void s_resize(bx_queue_t *q, uint32_t ncap)
+{
+    bx_qent_t *ring = ncap ? bx_malloc(ncap * sizeof *ring) : NULL;
+    for (uint32_t i = 0; i < q->count; i++)
+        ring[i] = q->ring[(q->head + i) & (q->cap - 1)];
+    free(q->ring);
+    if (q->acct)
+        q->acct->bytes = q->acct->bytes - (uint64_t)q->cap * sizeof *ring +
+                         (uint64_t)ncap * sizeof *ring;
+    q->ring = ring;
+    q->head = 0;
+    q->cap = ncap;
+}
+
 static void s_grow(bx_queue_t *q, uint32_t need)
 {
     if (need <= q->cap)
@@ -62,19 +77,13 @@ static void s_grow(bx_queue_t *q, uint32_t need)
     uint32_t ncap = q->cap ? q->cap : 4;
     while (ncap < need)
         ncap *= 2;
-    bx_qent_t *ring = bx_malloc(ncap * sizeof *ring);
-    for (uint32_t i = 0; i < q->count; i++)
-        ring[i] = q->ring[(q->head + i) % q->cap];
-    free(q->ring);
-    q->ring = ring;
-    q->head = 0;
-    q->cap = ncap;
+    s_resize(q, ncap);
 }
 
 void bx_queue_push(bx_queue_t *q, bx_msg_t *m, uint64_t tag)
 {
     s_grow(q, q->count + 1);
-    bx_qent_t *e = &q->ring[(q->head + q->count) % q->cap];
+    bx_qent_t *e = &q->ring[(q->head + q->count) & (q->cap - 1)];
     e->m = bx_msg_ref(m);
     e->tag = tag;
     q->count++;
@@ -87,7 +96,7 @@ void bx_queue_unshift(bx_queue_t *q, bx_msg_t **ms, uint32_t n)
         return;
     s_grow(q, q->count + n);
     for (uint32_t i = n; i-- > 0;) {
-        q->head = (q->head + q->cap - 1) % q->cap;
+        q->head = (q->head + q->cap - 1) & (q->cap - 1);
         q->ring[q->head].m = ms[i];
         q->ring[q->head].tag = 0;
         q->count++;
@@ -97,18 +106,19 @@ void bx_queue_unshift(bx_queue_t *q, bx_msg_t **ms, uint32_t n)
 
 bx_qent_t *bx_queue_ent(const bx_queue_t *q, uint32_t i)
 {
-    return &q->ring[(q->head + i) % q->cap];
+    return &q->ring[(q->head + i) & (q->cap - 1)];
 }
 
-/* An idle session should cost nothing: give a big ring back. */
+/* An idle session should cost nothing: give a big ring back, and half of
+ * one that is three quarters empty (a queue cut by the memory budget). */
 static void s_shrink(bx_queue_t *q)
 {
-    if (q->count == 0 && q->cap > 64) {
-        free(q->ring);
-        q->ring = NULL;
-        q->cap = 0;
-        q->head = 0;
-    }
+    if (q->cap <= 64)
+        return;
+    if (q->count == 0)
+        s_resize(q, 0);
+    else if (q->count < q->cap / 4)
+        s_resize(q, q->cap / 2);
 }
 
 bx_msg_t *bx_queue_shift(bx_queue_t *q)
@@ -118,7 +128,7 @@ bx_msg_t *bx_queue_shift(bx_queue_t *q)
     bx_msg_t *m = q->ring[q->head].m;
     q->ring[q->head].m = NULL;
     s_count_out(q, m);
-    q->head = (q->head + 1) % q->cap;
+    q->head = (q->head + 1) & (q->cap - 1);
     q->count--;
     s_shrink(q);
     return m;
@@ -129,7 +139,7 @@ void bx_queue_pop(bx_queue_t *q, uint32_t n)
     for (uint32_t i = 0; i < n && q->count > 0; i++) {
         s_count_out(q, q->ring[q->head].m);
         bx_msg_unref(&q->ring[q->head].m);
-        q->head = (q->head + 1) % q->cap;
+        q->head = (q->head + 1) & (q->cap - 1);
         q->count--;
     }
     s_shrink(q);
@@ -138,8 +148,5 @@ void bx_queue_pop(bx_queue_t *q, uint32_t n)
 void bx_queue_clear(bx_queue_t *q)
 {
     bx_queue_pop(q, q->count);
-    free(q->ring);
-    q->ring = NULL;
-    q->cap = 0;
-    q->head = 0;
+    s_resize(q, 0);
 }

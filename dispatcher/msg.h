@@ -35,10 +35,12 @@ typedef struct {
     uint64_t tag;
 } bx_qent_t;
 
-/* What a set of queues holds, each message counted once however many of
- * them share it: the memory their messages really take. */
+/* What a set of queues holds: the memory their messages really take, each
+ * message counted once however many of them share it, plus the queues'
+ * rings. */
 typedef struct {
-    uint64_t bytes;     /* bytes of json of the distinct messages */
+    uint64_t bytes;     /* distinct messages (bx_msg_t and json) and every
+                           queue's ring (cap entries of bx_qent_t) */
     uint64_t msgs;      /* distinct messages */
 } bx_qacct_t;
 
@@ -48,8 +50,9 @@ typedef struct {
     bx_qent_t *ring;
     uint32_t head;      /* index of the oldest */
     uint32_t count;
-    uint32_t cap;
-    uint64_t bytes;     /* bytes of json of the messages in it */
+    uint32_t cap;       /* a power of two, or 0 */
+    uint64_t bytes;     /* what it holds: json of its messages and its
+                           entries (len + sizeof(bx_qent_t) each) */
     bx_qacct_t *acct;   /* borrowed, or NULL: counts the messages once across
                            the queues that share it (bx_msg_t.held) */
 } bx_queue_t;

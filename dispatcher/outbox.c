@@ -175,8 +175,11 @@ int bx_engine_flush(bx_engine_t *e, int64_t now)
     /* Sessions over max-queue (end-session) end now, between requests;
      * then whatever queued messages since (a backend's publish, the stats
      * channel) wakes its held connects. */
-    bx_reap_doomed(e, now);
+    if (!e->pending)
+        bx_reap_doomed(e, now);
     bx_wake(e, now);
+    e->work = 0;
+    e->relieved = 0;
     if (e->store && bx_store_commit(e->store) != 0)
         return -1;
     while (e->nout > 0) {

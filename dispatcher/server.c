@@ -366,7 +366,7 @@ int bx_server_run(bx_server_t *srv)
     int nitems = items[2].socket ? 3 : 2;
     for (;;) {
         int64_t until = next < srv->next_watch ? next : srv->next_watch;
-        long wait = until > now ? (long)(until - now) : 0;
+        long wait = until > now && !bx_engine_busy(srv->engine) ? (long)(until - now) : 0;
         if (zmq_poll(items, nitems, wait) < 0) {
             if (errno == EINTR)
                 continue;
@@ -377,7 +377,11 @@ int bx_server_run(bx_server_t *srv)
             break;
         now = bx_now_ms();
         int64_t t0 = bx_now_us(), c0 = bx_cpu_us();
-        for (int i = 0; i < BATCH_RECV; i++) {
+        /* A request whose work was split goes on first; nothing new is read
+         * until it is done, so requests keep their order. */
+        bx_engine_resume(srv->engine, now);
+        int busy = bx_engine_busy(srv->engine);
+        for (int i = 0; i < BATCH_RECV && !busy; i++) {
             /* A turn that has taken its slice ends here: whatever else is
              * waiting is read after the commit, and its replies, and the
              * timers, so a flood of requests delays no reply long. */
@@ -396,8 +400,10 @@ int bx_server_run(bx_server_t *srv)
             }
             s_handle(srv, &m, now);
             bx_wire_msg_close(&m);
+            busy = bx_engine_busy(srv->engine);
         }
-        bx_app_handle(srv->app, now);
+        if (!busy)
+            bx_app_handle(srv->app, now);
         now = bx_now_ms();
         next = bx_engine_tick(srv->engine, now);
         /* Group commit: one transaction for everything this iteration did,

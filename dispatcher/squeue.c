@@ -5,7 +5,9 @@
  * messages (docs/security.md). A session queues at most max_queue messages
  * and max_queue_bytes bytes, unacknowledged ones included; all sessions
  * together at most queue_memory bytes, each message counted once however
- * many queues share it (bx_qacct_t). A reply carries at most
+ * many queues share it, and each queue's entries too (bx_qacct_t): a
+ * million small messages queued for a thousand sessions take their entries'
+ * memory even if they are one message. A reply carries at most
  * max_reply_bytes of a queue: ack batches are closed at that size as
  * messages are queued, so a reply carries whole batches and the number the
  * client acknowledges names exactly what it received.
@@ -51,7 +53,7 @@ static int s_over(const bx_engine_t *e, const bx_session_t *s, size_t len)
     if (e->cfg.max_queue > 0 && s->queue.count >= (uint64_t)e->cfg.max_queue)
         return 1;
     return e->cfg.max_queue_bytes > 0 &&
-           s->queue.bytes + len > (uint64_t)e->cfg.max_queue_bytes;
+           s->queue.bytes + len + sizeof(bx_qent_t) > (uint64_t)e->cfg.max_queue_bytes;
 }
 
 static int s_by_bytes(const void *a, const void *b)
@@ -69,7 +71,13 @@ static int s_by_bytes(const void *a, const void *b)
  * queues of everyone else are the last to be touched. */
 static void s_relieve(bx_engine_t *e)
 {
+    /* Once a turn, and a bounded amount of work: the turn's other enqueues
+     * add at most one turn's intake before the next relief. */
+    if (e->relieved)
+        return;
+    e->relieved = 1;
     uint64_t low = (uint64_t)e->cfg.queue_memory / 4 * 3;
+    uint64_t budget = e->cfg.slice_work > 0 ? (uint64_t)e->cfg.slice_work * 8 : UINT64_MAX;
     size_t n = 0, pos = 0, cut = 0;
     uint64_t dropped = 0;
     bx_session_t *s, **v = bx_malloc(bx_map_count(e->sessions) * sizeof *v);
@@ -78,8 +86,8 @@ static void s_relieve(bx_engine_t *e)
             v[n++] = s;
     qsort(v, n, sizeof *v, s_by_bytes);
     uint64_t target = n ? v[0]->queue.bytes / 2 : 0;
-    while (e->qacct.bytes > low && n > 0) {
-        for (size_t i = 0; i < n && e->qacct.bytes > low; i++) {
+    while (e->qacct.bytes > low && n > 0 && dropped < budget) {
+        for (size_t i = 0; i < n && e->qacct.bytes > low && dropped < budget; i++) {
             s = v[i];
             if (s->doomed || s->queue.bytes <= target)
                 continue;
@@ -92,7 +100,7 @@ static void s_relieve(bx_engine_t *e)
                 e->evicted++;
                 continue;
             }
-            while (s->queue.count > 0 && s->queue.bytes > target) {
+            while (s->queue.count > 0 && s->queue.bytes > target && dropped < budget) {
                 s_drop_oldest(e, s);
                 dropped++;
                 e->evicted++;
@@ -103,6 +111,7 @@ static void s_relieve(bx_engine_t *e)
         target /= 2;
     }
     free(v);
+    e->work += dropped;
     bx_warn(TAG, "queued messages reached queue-memory (%lld bytes): %llu message(s) of %zu "
             "queue(s) dropped%s, largest first; %llu bytes are queued now",
             (long long)e->cfg.queue_memory, (unsigned long long)dropped, cut,
@@ -112,6 +121,7 @@ static void s_relieve(bx_engine_t *e)
 
 void bx_enqueue(bx_engine_t *e, bx_session_t *s, bx_msg_t *m)
 {
+    e->work++;     /* a fan-out's cost: one a subscriber (cfg.slice_work) */
     if (s->doomed)
         return;
     if (s_over(e, s, m->len)) {

@@ -2,7 +2,8 @@
  * per-session bound (max_queue_bytes), the size of one reply
  * (max_reply_bytes, ack batches sized to match, across lost replies and a
  * restart), the budget of all queues (queue_memory, largest first, shared
- * messages counted once), and no reply for a request whose client left. */
+ * messages counted once), no reply for a request whose client left, and a
+ * request whose work is split over turns (slice_work). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "engine.h"
 #include "enginekit.h"
 #include "log.h"
+#include "msg.h"
 #include "store.h"
 #include "tap.h"
 
@@ -38,8 +40,9 @@ static bx_engine_stats_t stats(void)
     return st;
 }
 
-/* Bytes one publish_n message takes in a queue. */
-static uint64_t g_msglen;
+/* What one publish_n message takes in a queue (its json and the entry),
+ * and in a reply (its json). */
+static uint64_t g_msglen, g_json;
 
 static void measure_msglen(void)
 {
@@ -52,9 +55,14 @@ static void measure_msglen(void)
     handshake("bp", p);
     subscribe("b", a, "\"/m\"");
     publish_n("bp", p, "/m", 1);
-    g_msglen = stats().queued_bytes;
-    ok(g_msglen > 200 && g_msglen < 400, "one message takes %llu bytes in a queue",
+    bx_engine_stats_t st = stats();
+    g_msglen = st.queue_max_bytes;
+    g_json = g_msglen - sizeof(bx_qent_t);
+    ok(g_json > 200 && g_json < 400, "one message takes %llu bytes in a queue",
        (unsigned long long)g_msglen);
+    is_int((long long)st.queued_bytes,
+           (long long)(g_json + sizeof(bx_msg_t) + 1 + 4 * sizeof(bx_qent_t)),
+           "in memory: the message with its header, and the queue's ring of 4");
 }
 
 /* A subscriber a on ch and a publisher p, both connected, in a fresh engine
@@ -89,7 +97,7 @@ static void t_queue_bytes(void)
     for (int i = 0; i < 5; i++)
         publish_n("bp", p, "/q", i);
     bx_engine_stats_t st = stats();
-    is_int((long long)st.queued_bytes, (long long)(3 * g_msglen), "3.5 messages' bytes hold 3");
+    is_int((long long)st.queue_max_bytes, (long long)(3 * g_msglen), "3.5 messages' bytes hold 3");
     is_int((long long)st.dropped, 2, "the 2 oldest were dropped, counted");
     mconnect("b", a, NULL);
     is_int(count_elems(), 4, "the connect carries 3 messages");
@@ -151,7 +159,7 @@ static int drain(const char *a, int ack_session, long long *ack, int n, uint64_t
         if (k <= 0)
             break;
         replies++;
-        if ((uint64_t)k * g_msglen > cap && k > 1)
+        if ((uint64_t)k * g_json > cap && k > 1)
             bad_size++;
         for (int i = 0; i < k; i++)
             if (num_at("/q", i) != next++)
@@ -169,7 +177,7 @@ static void t_reply_cap(void)
 {
     bx_engine_cfg_t cfg;
     bx_engine_cfg_defaults(&cfg);
-    uint64_t cap = 3 * g_msglen + 10;
+    uint64_t cap = 3 * g_json + 10;
     cfg.max_reply_bytes = (int64_t)cap;
     char a[64], p[64];
     long long ack = 0;
@@ -203,7 +211,7 @@ static void t_reply_cap_ack_lost_and_restart(void)
 {
     bx_engine_cfg_t cfg;
     bx_engine_cfg_defaults(&cfg);
-    uint64_t cap = 3 * g_msglen + 10;
+    uint64_t cap = 3 * g_json + 10;
     cfg.max_reply_bytes = (int64_t)cap;
     char a[64], p[64];
     pair(&cfg, 1, 1, a, p, "/q");
@@ -266,8 +274,10 @@ static void t_queue_memory(void)
     /* One message to all 8 queues is held once. */
     publish_n("bp", p, "/all", 0);
     bx_engine_stats_t st = stats();
-    ok(st.queued_bytes > g_msglen / 2 && st.queued_bytes < 2 * g_msglen,
-       "a shared message is counted once (%llu bytes)", (unsigned long long)st.queued_bytes);
+    /* "/all" is two bytes longer than "/m". */
+    is_int((long long)st.queued_bytes,
+           (long long)(g_json + 2 + sizeof(bx_msg_t) + 1 + 8 * 4 * sizeof(bx_qent_t)),
+           "a shared message is counted once, beside the 8 queues' rings");
     is_int((long long)st.queued_msgs, 1, "one message held");
 
     /* One queue grows past the budget: it alone is cut, the others keep
@@ -340,6 +350,108 @@ static void t_cancel_answered(void)
     is_int(num_at("/q", 0), 0, "in order");
 }
 
+/* One request of n publishes on ch, each {"i":k}; returns its origin. */
+static bx_origin_t big_request(const char *browser, const char *cid, const char *ch, int n)
+{
+    bx_buf_t b;
+    bx_buf_init(&b);
+    bx_buf_putc(&b, '[');
+    for (int i = 0; i < n; i++)
+        bx_buf_printf(&b, "%s{\"id\":\"%d\",\"channel\":\"%s\",\"clientId\":\"%s\","
+                      "\"data\":\"%d\"}", i ? "," : "", i, ch, cid, i);
+    bx_buf_putc(&b, ']');
+    json_object *batch = json_tokener_parse(b.data);
+    bx_buf_free(&b);
+    bx_origin_t o = { 0, g_reqid++ };
+    bx_engine_request(g_e, &o, CP, browser, "127.0.0.1", batch, g_now);
+    json_object_put(batch);
+    return o;
+}
+
+/* The reply sent to o, or NULL. */
+static sent_t *reply_to(bx_origin_t o)
+{
+    for (int i = 0; i < g_nsent && i < 64; i++)
+        if (g_sent[i].to.reqid == o.reqid)
+            return &g_sent[i];
+    return NULL;
+}
+
+static void t_sliced_request(void)
+{
+    bx_engine_cfg_t cfg;
+    bx_engine_cfg_defaults(&cfg);
+    cfg.slice_work = 60;    /* 20 publishes to 3 subscribers: 220 units */
+    fresh(&cfg);
+    char s[3][64], p[64];
+    handshake("bp", p);
+    mconnect("bp", p, NULL);
+    for (int i = 0; i < 3; i++) {
+        char b[16];
+        snprintf(b, sizeof b, "b%d", i);
+        handshake(b, s[i]);
+        mconnect(b, s[i], NULL);
+        subscribe(b, s[i], "\"/q\"");
+    }
+    uint64_t held = mconnect("b0", s[0], NULL);
+    reset_sent();
+    bx_origin_t o = big_request("bp", p, "/q", 20);
+    ok(bx_engine_busy(g_e), "a request over the turn's work is left pending");
+    bx_engine_flush(g_e, g_now);
+    ok(reply_to(o) == NULL, "it is not answered yet");
+    sent_t *w = g_nsent > 0 ? &g_sent[0] : NULL;
+    ok(w && w->to.reqid == held, "but the turn's commit answers a held connect with what "
+       "it published so far");
+    int first = w && w->body ? (int)json_object_array_length(w->body) - 1 : 0;
+    ok(first > 0 && first < 20, "part of it (%d)", first);
+    int turns = 1;
+    while (bx_engine_busy(g_e) && turns < 100) {
+        bx_engine_resume(g_e, g_now);
+        bx_engine_flush(g_e, g_now);
+        turns++;
+    }
+    ok(turns > 2, "its work went over %d turns", turns);
+    sent_t *r = reply_to(o);
+    int good = 0;
+    for (int i = 0; r && r->body && i < (int)json_object_array_length(r->body); i++) {
+        json_object *m = json_object_array_get_idx(r->body, i);
+        char id[16];
+        snprintf(id, sizeof id, "%d", i);
+        good += is_true(m, "successful") && strcmp(sfield(m, "id"), id) == 0;
+    }
+    is_int(good, 20, "then it is answered: 20 publishes, successful, in order");
+    mconnect("b0", s[0], NULL);
+    int rest = count_elems() - 1;
+    is_int(first + rest, 20, "the subscriber gets all 20");
+    is_int(num_at("/q", 0), first, "in order");
+    mconnect("b1", s[1], NULL);
+    is_int(count_elems() - 1, 20, "another gets all 20 in one reply");
+
+    /* A request that arrives while one is pending waits for it. */
+    reset_sent();
+    o = big_request("bp", p, "/q", 10);
+    ok(bx_engine_busy(g_e), "pending again");
+    publish(CP, "bp", p, "/q", "\"after\"");
+    ok(!bx_engine_busy(g_e), "a new request finishes the pending one first");
+    ok(reply_to(o) != NULL, "which is answered");
+    mconnect("b2", s[2], NULL);
+    is_str(data_at("/q", 30), "after", "and its publish comes after the pending ones");
+
+    /* The pending request's client goes away: no answer, work done. */
+    mconnect("b1", s[1], NULL);
+    reset_sent();
+    o = big_request("bp", p, "/q", 10);
+    bx_engine_cancel(g_e, &o, g_now);
+    while (bx_engine_busy(g_e)) {
+        bx_engine_flush(g_e, g_now);
+        bx_engine_resume(g_e, g_now);
+    }
+    bx_engine_flush(g_e, g_now);
+    ok(reply_to(o) == NULL, "a pending request whose client left is not answered");
+    mconnect("b1", s[1], NULL);
+    is_int(count_elems() - 1, 10, "its publishes were all made");
+}
+
 int main(void)
 {
     bx_log_level = BX_LOG_ERROR;
@@ -350,6 +462,7 @@ int main(void)
     t_reply_cap_ack_lost_and_restart();
     t_queue_memory();
     t_cancel_answered();
+    t_sliced_request();
     reset_sent();
     bx_engine_destroy(&g_e);
     bx_store_close(&g_st);
