@@ -1,14 +1,17 @@
 /* responder.c - the event loop of bayeux-fcgi (see responder.h).
  *
  * Life of a request:
- *   accept4 (non-blocking listen socket, several processes may share it)
- *   -> the new socket is blocking (O_NONBLOCK is not inherited on Linux) and
- *      gets a 2 s receive timeout: the web server is local and sends params
- *      and body at once, so a read never waits long
- *   -> FCGX_Accept_r reads BEGIN_REQUEST + PARAMS (listen_sock -1 and ipcFd
- *      preset, so libfcgi never blocks in an accept of its own), we read the
- *      body through FCGX_GetStr, then FCGX_Free(req, 0) frees libfcgi's 17 KB
- *      of stream buffers and params without closing the socket
+ *   accept4 (non-blocking listen socket, several processes may share it;
+ *      the new socket is non-blocking too)
+ *   -> its bytes are read as they come (EPOLLIN), never waiting: a web
+ *      server that streams a slow client's body (Apache's mod_proxy_fcgi
+ *      does) costs a buffer, not the loop. Records are framed here; once
+ *      the PARAMS stream has ended, libfcgi parses BEGIN_REQUEST and PARAMS
+ *      from a memory file (FCGX_Accept_r with ipcFd preset, listen_sock -1:
+ *      it never accepts or waits), and FCGX_Free(req, 0) gives its buffers
+ *      back at once; the body (STDIN records) is kept up to what
+ *      bx_http_begin allows, and counted beyond. Within READ_TIMEOUT_MS and
+ *      READ_BUDGET bytes for all requests being received.
  *   -> bx_http_begin / bx_http_take_body decide: answer now, or forward
  *   -> REQUEST frame to bayeuxd; the socket joins epoll with EPOLLRDHUP
  *   -> REPLY: FastCGI STDOUT + END_REQUEST records written here without
@@ -30,6 +33,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -53,9 +57,22 @@ enum { EV_REQ = 0, EV_LISTEN, EV_ZMQ, EV_MONITOR, EV_SIGNAL, EV_TIMER };
 #define DISCARD_MAX (64 << 20)  /* stdin bytes we read to throw away at most */
 #define FCGI_CHUNK 65528        /* STDOUT record payload (<= 65535, 8-aligned) */
 #define WRITE_TIMEOUT_MS 30000  /* a response not written by then is dropped */
+#define READ_TIMEOUT_MS 30000   /* a request not received by then is dropped */
+#define READ_BUDGET (64 << 20)  /* bytes held by requests being received */
+#define PARAMS_MAX (64 << 10)   /* BEGIN_REQUEST and PARAMS records, at most */
 #define WRITE_BUDGET (64 << 20) /* bytes of responses waiting for their socket */
 
-/* A request waiting for bayeuxd, or a response waiting for its socket.
+/* The parameters a request's handling needs, copied out of libfcgi. */
+enum { P_METHOD, P_CONTENT_TYPE, P_CONTENT_LENGTH, P_QUERY_STRING, P_COOKIE, P_ORIGIN,
+       P_HTTPS, P_ACR_METHOD, P_ACR_HEADERS, P_REMOTE_ADDR, P_COUNT };
+static const char *const s_param_names[P_COUNT] = {
+    "REQUEST_METHOD", "CONTENT_TYPE", "CONTENT_LENGTH", "QUERY_STRING", "HTTP_COOKIE",
+    "HTTP_ORIGIN", "HTTPS", "HTTP_ACCESS_CONTROL_REQUEST_METHOD",
+    "HTTP_ACCESS_CONTROL_REQUEST_HEADERS", "REMOTE_ADDR",
+};
+
+/* A request being received, waiting for bayeuxd, or a response waiting for
+ * its socket.
  * reqid = counter << 32 | fd: the fd finds the slot, the counter tells a
  * late reply for an earlier request on a reused fd from the one now there. */
 typedef struct s_req {
@@ -69,6 +86,13 @@ typedef struct s_req {
     int in_epoll;               /* fd registered with epoll */
     bx_buf_t out;               /* writing: the records not yet written */
     size_t off;                 /* how much of out was written */
+    bx_buf_t in;                /* reading: bytes received, not yet taken */
+    size_t scan;                /* reading: records of in already framed */
+    int params_done;            /* reading: PARAMS ended, params taken */
+    int act;                    /* reading: bx_http_begin's decision */
+    char *param[P_COUNT];       /* reading: owned copies, NULL if absent */
+    bx_buf_t body;              /* reading: up to http.body_max + 1 bytes */
+    size_t body_total;          /* reading: STDIN bytes seen */
     bx_http_req_t http;         /* what the response needs (origin, callback) */
 } s_req_t;
 
@@ -92,24 +116,18 @@ struct bx_responder {
                                    them before epoll_wait sleeps */
     s_req_t **by_fd;            /* slot per descriptor, NULL when free */
     size_t nfd;
+    s_list_t reading;           /* requests being received */
+    size_t read_bytes;          /* bytes they hold */
     s_list_t waiting;           /* requests waiting for bayeuxd */
     s_list_t writing;           /* responses waiting for their socket */
     size_t write_bytes;         /* bytes they still hold */
     uint32_t counter;           /* high half of the next reqid */
     FCGX_Request freq;          /* reused for every accept: freed after reading */
     int stop;                   /* SIGTERM/SIGINT seen */
-    uint64_t n_forwarded, n_cancelled, n_timeouts, n_write_dropped;
+    uint64_t n_forwarded, n_cancelled, n_timeouts, n_write_dropped, n_read_dropped;
 };
 
 /* ------------------------------------------------------------ FastCGI out */
-
-/* Sets SO_RCVTIMEO on fd to BX_FCGI_IO_TIMEOUT_MS. */
-static int s_read_timeout(int fd)
-{
-    struct timeval tv = { BX_FCGI_IO_TIMEOUT_MS / 1000,
-                          (BX_FCGI_IO_TIMEOUT_MS % 1000) * 1000 };
-    return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-}
 
 /* Writes what the socket takes now of out from *off. Returns 1 when all of
  * it is written, 0 when the socket is full, -1 on an error (the peer is
@@ -226,8 +244,13 @@ static void s_req_free(bx_responder_t *r, s_req_t *q)
     if ((size_t)q->fd < r->nfd && r->by_fd[q->fd] == q)
         r->by_fd[q->fd] = NULL;
     r->write_bytes -= q->out.len - q->off;
+    r->read_bytes -= q->in.len + q->body.len;
     close(q->fd);
     bx_buf_free(&q->out);
+    bx_buf_free(&q->in);
+    bx_buf_free(&q->body);
+    for (int i = 0; i < P_COUNT; i++)
+        free(q->param[i]);
     bx_http_req_clear(&q->http);
     free(q);
 }
@@ -342,6 +365,8 @@ static void s_timer_update(bx_responder_t *r)
     int64_t next = r->waiting.head ? r->waiting.head->deadline : 0;
     if (r->writing.head && (next == 0 || r->writing.head->deadline < next))
         next = r->writing.head->deadline;
+    if (r->reading.head && (next == 0 || r->reading.head->deadline < next))
+        next = r->reading.head->deadline;
     if (r->accept_paused && (next == 0 || r->accept_resume < next))
         next = r->accept_resume;
     if (next == 0 || (r->timer_armed != 0 && r->timer_armed <= next))
@@ -376,6 +401,12 @@ static void s_on_timer(bx_responder_t *r)
     if (read(r->timerfd, &ticks, sizeof ticks) < 0 && errno != EAGAIN)
         bx_error(TAG, "read(timerfd): %s", strerror(errno));
     r->timer_armed = 0;
+    while (r->reading.head && r->reading.head->deadline <= now) {
+        bx_debug(TAG, "fd %d: request not received in %d ms, dropped", r->reading.head->fd,
+                 READ_TIMEOUT_MS);
+        r->n_read_dropped++;
+        s_req_free(r, r->reading.head);
+    }
     while (r->writing.head && r->writing.head->deadline <= now) {
         bx_debug(TAG, "fd %d: response not taken in %d ms, dropped", r->writing.head->fd,
                  WRITE_TIMEOUT_MS);
@@ -512,32 +543,6 @@ static void s_on_monitor(bx_responder_t *r)
 
 /* ------------------------------------------------------------ requests */
 
-/* Reads FCGI_STDIN to its end: up to keep_max bytes into keep (NULL: throw
- * away), *over set when there was more. Returns 0 at end of stream, -1 on a
- * read error or timeout, or when more than DISCARD_MAX arrived. */
-static int s_read_stdin(FCGX_Stream *in, bx_buf_t *keep, size_t keep_max, int *over)
-{
-    char buf[16384];
-    size_t total = 0;
-    *over = 0;
-    for (;;) {
-        int n = FCGX_GetStr(buf, sizeof buf, in);
-        if (n > 0) {
-            if (keep && total < keep_max) {
-                size_t room = keep_max - total;
-                bx_buf_append(keep, buf, (size_t)n < room ? (size_t)n : room);
-            }
-            total += (size_t)n;
-            if (total > keep_max)
-                *over = 1;
-            if (total > DISCARD_MAX)
-                return -1;
-        }
-        if (n < (int)sizeof buf)
-            return FCGX_GetError(in) ? -1 : 0;
-    }
-}
-
 /* Parks q: sends the REQUEST frame, then waits for REPLY or an abort. */
 static void s_forward(bx_responder_t *r, s_req_t *q, const char *remote)
 {
@@ -548,9 +553,6 @@ static void s_forward(bx_responder_t *r, s_req_t *q, const char *remote)
         { remote, strlen(remote) },
         { q->http.json, q->http.json_len },
     };
-    struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP,
-                              .data.u64 = EV_DATA(EV_REQ, q->fd) };
-
     /* ZMQ_IMMEDIATE: EAGAIN when no dispatcher is connected. */
     if (s_send(r, &h, parts, 3) < 0) {
         bx_buf_t resp;
@@ -568,88 +570,165 @@ static void s_forward(bx_responder_t *r, s_req_t *q, const char *remote)
     q->deadline = bx_now_ms() + r->o.request_timeout_ms;
     s_list_add(&r->waiting, q);
     r->n_forwarded++;
-    s_slot_set(r, q->fd, q);
-    if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, q->fd, &ev) < 0)
-        bx_error(TAG, "epoll_ctl(add %d): %s", q->fd, strerror(errno));
-    else
-        q->in_epoll = 1;
     s_timer_update(r);
 }
 
-/* Reads and handles one FastCGI request on a fresh connection. */
-static void s_serve(bx_responder_t *r, int fd)
+/* q is received: what it held for that is given back (a parked request
+ * keeps only its bx_http_req_t). */
+static void s_read_done(bx_responder_t *r, s_req_t *q)
+{
+    s_list_del(q);
+    r->read_bytes -= q->in.len + q->body.len;
+    bx_buf_free(&q->in);
+    bx_buf_free(&q->body);
+    for (int i = 0; i < P_COUNT; i++) {
+        free(q->param[i]);
+        q->param[i] = NULL;
+    }
+}
+
+/* The params of q as bx_http_begin takes them. */
+static void s_params_view(const s_req_t *q, bx_http_params_t *p)
+{
+    memset(p, 0, sizeof *p);
+    p->method = q->param[P_METHOD];
+    p->content_type = q->param[P_CONTENT_TYPE];
+    p->content_length = q->param[P_CONTENT_LENGTH];
+    p->query_string = q->param[P_QUERY_STRING];
+    p->cookie = q->param[P_COOKIE];
+    p->origin = q->param[P_ORIGIN];
+    p->https = q->param[P_HTTPS];
+    p->acr_method = q->param[P_ACR_METHOD];
+    p->acr_headers = q->param[P_ACR_HEADERS];
+}
+
+/* The first len bytes of q->in are BEGIN_REQUEST and the PARAMS stream to
+ * its end: libfcgi reads them from a memory file, we copy out the params
+ * we need and decide what the request is. Returns 0, or -1 if libfcgi
+ * could not read them. */
+static int s_take_params(bx_responder_t *r, s_req_t *q, size_t len)
 {
     FCGX_Request *fr = &r->freq;
-    bx_http_params_t p;
-    s_req_t *q;
-    bx_http_action_t act;
-    bx_buf_t body, resp;
-    int over = 0, rc;
-
-    /* libfcgi reads the blocking socket: the timeout bounds each read.
-     * Responses are written without waiting (s_respond). */
-    if (s_read_timeout(fd) < 0) {
-        bx_error(TAG, "fd %d setup: %s", fd, strerror(errno));
-        close(fd);
-        return;
+    int mfd = memfd_create("bx-fcgi-params", MFD_CLOEXEC);
+    if (mfd < 0) {
+        bx_error(TAG, "memfd_create: %s", strerror(errno));
+        return -1;
     }
-    /* listen_sock -1: libfcgi can never block in its own accept. With
-     * keepConnection set and no streams yet, the FCGX_Finish_r at the top of
-     * FCGX_Accept_r closes nothing; ipcFd >= 0 makes it skip the accept and
-     * read BEGIN_REQUEST and PARAMS. On failure it closes fd itself. */
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(mfd, q->in.data + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            bx_error(TAG, "memfd write: %s", strerror(errno));
+            close(mfd);
+            return -1;
+        }
+        off += (size_t)w;
+    }
+    lseek(mfd, 0, SEEK_SET);
+    /* listen_sock -1: libfcgi never accepts. With keepConnection set and no
+     * streams yet, the FCGX_Finish_r at the top of FCGX_Accept_r closes
+     * nothing; ipcFd >= 0 makes it read BEGIN_REQUEST and PARAMS from it.
+     * On failure it closes that fd itself. */
     FCGX_InitRequest(fr, -1, 0);
-    fr->ipcFd = fd;
+    fr->ipcFd = mfd;
     fr->keepConnection = 1;
-    rc = FCGX_Accept_r(fr);
-    if (rc < 0) {
-        bx_debug(TAG, "fd %d: FastCGI request not read (%d)", fd, rc);
-        return;
+    if (FCGX_Accept_r(fr) < 0) {
+        bx_debug(TAG, "fd %d: FastCGI params not read", q->fd);
+        return -1;
     }
-    memset(&p, 0, sizeof p);
-    p.method = FCGX_GetParam("REQUEST_METHOD", fr->envp);
-    p.content_type = FCGX_GetParam("CONTENT_TYPE", fr->envp);
-    p.content_length = FCGX_GetParam("CONTENT_LENGTH", fr->envp);
-    p.query_string = FCGX_GetParam("QUERY_STRING", fr->envp);
-    p.cookie = FCGX_GetParam("HTTP_COOKIE", fr->envp);
-    p.origin = FCGX_GetParam("HTTP_ORIGIN", fr->envp);
-    p.https = FCGX_GetParam("HTTPS", fr->envp);
-    p.acr_method = FCGX_GetParam("HTTP_ACCESS_CONTROL_REQUEST_METHOD", fr->envp);
-    p.acr_headers = FCGX_GetParam("HTTP_ACCESS_CONTROL_REQUEST_HEADERS", fr->envp);
-    const char *remote = FCGX_GetParam("REMOTE_ADDR", fr->envp);
-    char remote_copy[64];
-    snprintf(remote_copy, sizeof remote_copy, "%s", remote ? remote : "");
-
-    q = bx_calloc(1, sizeof *q);
-    q->fd = fd;
+    for (int i = 0; i < P_COUNT; i++) {
+        const char *v = FCGX_GetParam(s_param_names[i], fr->envp);
+        q->param[i] = v ? bx_strdup(v) : NULL;
+    }
     q->fcgi_id = (uint16_t)fr->requestId;
-    bx_http_req_init(&q->http);
-    act = bx_http_begin(&r->o.http, &p, &q->http);
-
-    /* Read stdin to its end in every case: closing a socket with unread
-     * data makes the web server see a reset instead of our answer. */
-    bx_buf_init(&body);
-    rc = s_read_stdin(fr->in, act == BX_HTTP_READ_BODY ? &body : NULL,
-                      q->http.body_max, &over);
-    if (rc == 0 && act == BX_HTTP_READ_BODY) {
-        if (bx_http_take_body(&r->o.http, &p, &q->http, body.data ? body.data : "",
-                              over ? q->http.body_max + 1 : body.len) == 0)
-            act = BX_HTTP_FORWARD;
-        else
-            act = BX_HTTP_RESPOND;
-    }
-    bx_buf_free(&body);
-    /* Everything needed is copied out: give libfcgi's buffers back. */
     FCGX_Free(fr, 0);
-    if (rc < 0) {
-        bx_debug(TAG, "fd %d: request body not read", fd);
-        close(fd);
-        bx_http_req_clear(&q->http);
-        free(q);
-        return;
+    close(mfd);
+    bx_http_params_t p;
+    s_params_view(q, &p);
+    q->act = bx_http_begin(&r->o.http, &p, &q->http);
+    return 0;
+}
+
+/* Frames the records of q->in: returns 1 when the request is complete (the
+ * STDIN stream ended), 0 when more must come, -1 when it is not a request
+ * we can take (bad framing, an abort, oversized params or body). */
+static int s_take_records(bx_responder_t *r, s_req_t *q)
+{
+    for (;;) {
+        const unsigned char *h = (const unsigned char *)q->in.data + q->scan;
+        size_t have = q->in.len - q->scan;
+        if (have < FCGI_HEADER_LEN)
+            break;
+        if (h[0] != FCGI_VERSION_1)
+            return -1;
+        size_t clen = (size_t)h[4] << 8 | h[5], rlen = FCGI_HEADER_LEN + clen + h[6];
+        if (have < rlen)
+            break;
+        int type = h[1];
+        if (type == FCGI_ABORT_REQUEST)
+            return -1;
+        if (!q->params_done) {
+            q->scan += rlen;
+            if (type == FCGI_PARAMS && clen == 0) {
+                /* Everything before is libfcgi's to parse; then gone. */
+                if (s_take_params(r, q, q->scan) < 0)
+                    return -1;
+                q->params_done = 1;
+                memmove(q->in.data, q->in.data + q->scan, q->in.len - q->scan);
+                r->read_bytes -= q->scan;
+                q->in.len -= q->scan;
+                q->scan = 0;
+            }
+            continue;
+        }
+        if (type == FCGI_STDIN) {
+            if (clen == 0)
+                return 1;
+            /* Kept up to what bx_http_begin allows (one byte more says it
+             * was larger), counted beyond: the whole body is read in every
+             * case, since closing a socket with unread data makes the web
+             * server see a reset instead of our answer. */
+            size_t keep = q->act == BX_HTTP_READ_BODY ? q->http.body_max + 1 : 0;
+            if (q->body.len < keep) {
+                size_t n = keep - q->body.len < clen ? keep - q->body.len : clen;
+                bx_buf_append(&q->body, h + FCGI_HEADER_LEN, n);
+                r->read_bytes += n;
+            }
+            q->body_total += clen;
+            if (q->body_total > DISCARD_MAX)
+                return -1;
+        }
+        q->scan += rlen;
     }
-    if (act == BX_HTTP_FORWARD) {
-        q->reqid = ((uint64_t)++r->counter << 32) | (uint32_t)fd;
-        s_forward(r, q, remote_copy);
+    if (!q->params_done) {
+        if (q->in.len > PARAMS_MAX)
+            return -1;
+    } else if (q->scan > 0) {
+        memmove(q->in.data, q->in.data + q->scan, q->in.len - q->scan);
+        r->read_bytes -= q->scan;
+        q->in.len -= q->scan;
+        q->scan = 0;
+    }
+    return 0;
+}
+
+/* q is received: answer it now, or forward it to bayeuxd. */
+static void s_serve(bx_responder_t *r, s_req_t *q)
+{
+    bx_http_params_t p;
+    bx_buf_t resp;
+    s_params_view(q, &p);
+    if (q->act == BX_HTTP_READ_BODY)
+        q->act = bx_http_take_body(&r->o.http, &p, &q->http, q->body.data ? q->body.data : "",
+                                   q->body.len) == 0 ? BX_HTTP_FORWARD : BX_HTTP_RESPOND;
+    char remote[64];
+    snprintf(remote, sizeof remote, "%s", q->param[P_REMOTE_ADDR] ? q->param[P_REMOTE_ADDR] : "");
+    s_read_done(r, q);
+    if (q->act == BX_HTTP_FORWARD) {
+        q->reqid = ((uint64_t)++r->counter << 32) | (uint32_t)q->fd;
+        s_forward(r, q, remote);
         return;
     }
     bx_buf_init(&resp);
@@ -660,13 +739,73 @@ static void s_serve(bx_responder_t *r, int fd)
     bx_buf_free(&resp);
 }
 
+/* Bytes arrived for a request being received. */
+static void s_on_readable(bx_responder_t *r, s_req_t *q)
+{
+    char buf[16384];
+    for (;;) {
+        ssize_t n = recv(q->fd, buf, sizeof buf, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (n <= 0) {
+            bx_debug(TAG, "fd %d: connection closed before the request was complete", q->fd);
+            s_req_free(r, q);
+            return;
+        }
+        bx_buf_append(&q->in, buf, (size_t)n);
+        r->read_bytes += (size_t)n;
+        int rc = s_take_records(r, q);
+        if (rc < 0) {
+            bx_debug(TAG, "fd %d: not a FastCGI request we take; closed", q->fd);
+            s_req_free(r, q);
+            return;
+        }
+        if (rc == 1) {
+            s_serve(r, q);
+            return;
+        }
+    }
+    /* Many slow senders together: the oldest go first. */
+    while (r->read_bytes > READ_BUDGET && r->reading.head) {
+        bx_warn(TAG, "requests being received hold over %d bytes: the oldest is dropped",
+                READ_BUDGET);
+        r->n_read_dropped++;
+        s_req_free(r, r->reading.head);
+    }
+}
+
+/* A new connection from the web server: its request is read as it comes. */
+static void s_accepted(bx_responder_t *r, int fd)
+{
+    s_req_t *q = bx_calloc(1, sizeof *q);
+    q->fd = fd;
+    bx_http_req_init(&q->http);
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP,
+                              .data.u64 = EV_DATA(EV_REQ, fd) };
+    if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        bx_error(TAG, "epoll_ctl(add %d): %s", fd, strerror(errno));
+        bx_http_req_clear(&q->http);
+        free(q);
+        close(fd);
+        return;
+    }
+    q->in_epoll = 1;
+    q->deadline = bx_now_ms() + READ_TIMEOUT_MS;
+    s_list_add(&r->reading, q);
+    s_slot_set(r, fd, q);
+    s_timer_update(r);
+    /* The web server sends at once what it has: usually the whole request. */
+    s_on_readable(r, q);
+}
+
 static void s_on_listen(bx_responder_t *r)
 {
     for (int i = 0; i < ACCEPT_BURST && r->listen_fd >= 0; i++) {
-        /* No SOCK_NONBLOCK: the socket is wanted blocking (s_serve). */
-        int fd = accept4(r->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        int fd = accept4(r->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd >= 0) {
-            s_serve(r, fd);
+            s_accepted(r, fd);
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED)
@@ -707,6 +846,10 @@ static void s_on_request_event(bx_responder_t *r, int fd, uint32_t events)
         return;
     if (q->on == &r->writing) {
         s_on_writable(r, q);
+        return;
+    }
+    if (q->on == &r->reading) {
+        s_on_readable(r, q);
         return;
     }
     /* Always look at the socket itself: an event can be stale when its fd
@@ -950,6 +1093,8 @@ void bx_responder_destroy(bx_responder_t **pr)
         s_fail_all(r, 503, "server shutting down");
     while (r->writing.head)
         s_req_free(r, r->writing.head);
+    while (r->reading.head)
+        s_req_free(r, r->reading.head);
     if (r->mon)
         zmq_close(r->mon);
     if (r->dealer) {

@@ -2,11 +2,12 @@
 // that the stock clients do not exercise, bad input, and timing.
 import test from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 
 import {
     BX_URL, BX_SERVER, TIMEOUT_MS, MAX_INTERVAL_MS, opts, uniq, sleep, httpRequest, parseJsonp,
-    rawClient, assertFullAdvice, assertServing, observer,
+    rawClient, assertFullAdvice, assertServing, observer, withTimeout,
 } from './lib.mjs';
 
 const T = TIMEOUT_MS;
@@ -348,6 +349,31 @@ test('http: nothing is delivered into a request whose client went away',
     assert.deepEqual(got.map((m) => m.data), [{ after: 'abort' }],
         `the next connect must carry the message: ${res.body}`);
     assert.ok(res.elapsed < QUICK, `the next connect took ${res.elapsed.toFixed(0)} ms`);
+});
+
+// Web servers that stream a request's body as the client sends it (Apache's
+// mod_proxy_fcgi does; nginx and lighttpd buffer it first) must not let a
+// slow sender hold the responders: requests are received without waiting.
+test('http: clients that send their bodies slowly hold no one up', opts(60000), async (t) => {
+    const u = new URL(BX_URL);
+    const slow = [];
+    for (let i = 0; i < 6; i++) {
+        const s = net.connect(Number(u.port), u.hostname);
+        s.on('error', () => {});
+        s.write(`POST ${u.pathname} HTTP/1.1\r\nHost: ${u.host}\r\n` +
+            'Content-Type: application/json\r\nContent-Length: 200\r\n\r\n[');
+        slow.push(s);
+    }
+    // One byte a second: the bodies would take over three minutes.
+    const drip = setInterval(() => slow.forEach((s) => s.write(' ')), 1000);
+    t.after(() => { clearInterval(drip); slow.forEach((s) => s.destroy()); });
+    await sleep(1500);
+    for (let i = 0; i < 6; i++) {
+        const c = rawClient(t, { name: `bystander${i}` });
+        const { reply } = await withTimeout(c.handshake(), 10000,
+            `handshake ${i} while slow senders are sending`);
+        assert.equal(reply.successful, true);
+    }
 });
 
 // ------------------------------------------------------------------ channels
