@@ -275,9 +275,9 @@ static void s_handshake(s_req_t *r, json_object *msg, const char *id, const bx_t
         int has = ext && json_object_object_get_ex(ext, "token", &tok);
         int64_t exp;
         int rc = !has ? BX_TOKEN_MALFORMED
-                 : !json_object_is_type(tok, json_type_string) ? BX_TOKEN_MALFORMED
+                 : !bx_json_cstr(tok) ? BX_TOKEN_MALFORMED
                  : bx_token_verify(e->cfg.auth_secret, e->cfg.auth_secret_len,
-                                   json_object_get_string(tok), r->wall / 1000, subject,
+                                   bx_json_cstr(tok), r->wall / 1000, subject,
                                    sizeof subject, &exp);
         if (rc != BX_TOKEN_OK && (has || e->cfg.auth == BX_AUTH_REQUIRED)) {
             bx_info(TAG, "handshake from %s refused: %s", *r->addr ? r->addr : "?",
@@ -642,7 +642,10 @@ size_t bx_broadcast(bx_engine_t *e, const char *channel, json_object *msg, int64
 static void s_message(s_req_t *r, json_object *msg)
 {
     char id[BX_ID_MAX + 1];
-    const char *channel = bx_message_str(msg, "channel");
+    json_object *cv = NULL;
+    json_object_object_get_ex(msg, "channel", &cv);
+    const char *channel = json_object_is_type(cv, json_type_string)
+                              ? json_object_get_string(cv) : NULL;
     if (bx_message_id(msg, id, sizeof id) != 0) {
         s_reply_error(r, NULL, channel, "405::message_id_invalid", NULL, NULL);
         return;
@@ -651,8 +654,6 @@ static void s_message(s_req_t *r, json_object *msg)
         s_reply_error(r, id, NULL, "400::channel_missing", NULL, NULL);
         return;
     }
-    json_object *cv = NULL;
-    json_object_object_get_ex(msg, "channel", &cv);
     size_t clen = strlen(channel);
     /* A "\u0000" in the name would hide its tail from every check below and
      * reach subscribers of its head (s_check_subscription refuses it too). */
