@@ -85,7 +85,8 @@ static const char *const s_foreign[] = {
     "duplicate-connect-status", "max-queue", "queue-overflow", "ack", "history",
     "timestamp", "database", "synchronous", "app-endpoint", "events-endpoint", "app-mode",
     "auth", "auth-secret", "auth-secret-file", "channel-default", "channel-rules",
-    "max-message-size", "max-sessions-per-address", "publish-rate", "stats-channel",
+    "max-message-size", "max-sessions-per-address", "max-handshakes-per-request",
+    "handshake-rate", "handshake-burst", "unconnected-expiry", "publish-rate", "stats-channel",
     "stats-interval", "pidfile", NULL
 };
 
