@@ -579,6 +579,16 @@ const char *bx_json_cstr(json_object *v)
     return s;
 }
 
+int bx_browser_valid(const char *s, size_t n)
+{
+    if (!s || n != BX_BROWSER_LEN)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'z')))
+            return 0;
+    return 1;
+}
+
 static int s_ident_start(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == '$';

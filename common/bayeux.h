@@ -14,6 +14,7 @@
 #define BX_DEFAULT_MAX_MESSAGES 1000          /* messages in one batch */
 #define BX_DEFAULT_MAX_DEPTH    32            /* JSON nesting depth */
 #define BX_ID_MAX               64            /* longest message id accepted */
+#define BX_BROWSER_LEN          26            /* BAYEUX_BROWSER values bayeuxd issues */
 
 typedef struct {
     size_t max_body;     /* request body / message parameter size, bytes */
@@ -73,6 +74,12 @@ const char *bx_message_str(json_object *msg, const char *field);
 
 /* v's text if v is a string without a NUL inside, else NULL (lent). */
 const char *bx_json_cstr(json_object *v);
+
+/* True if s (n bytes) is a browser id bayeuxd could have issued: exactly
+ * BX_BROWSER_LEN characters of [0-9a-z] (bx_random_id). The one check of
+ * the BAYEUX_BROWSER cookie, in the responder and in bayeuxd: a value the
+ * client made up is ignored, and the handshake issues a fresh one. */
+int bx_browser_valid(const char *s, size_t n);
 
 /* True if s (len bytes) is a valid JSONP callback name: 1 to 64 characters,
  * JavaScript identifiers joined by '.', each [A-Za-z_$][A-Za-z0-9_$]*.

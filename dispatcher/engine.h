@@ -23,12 +23,11 @@
 #include <stdint.h>
 #include <json-c/json.h>
 
+#include "bayeux.h"
 #include "store.h"
 #include "util.h"
 
 #define BX_CLIENTID_LEN 26   /* [0-9a-z], 134 bits from getrandom */
-#define BX_BROWSER_LEN 26    /* BAYEUX_BROWSER cookie value */
-#define BX_BROWSER_MAX 64    /* longest cookie value accepted from a client */
 
 typedef struct {
     int64_t timeout_ms;            /* advice timeout: longest hold of a connect */

@@ -46,7 +46,7 @@ typedef struct {
 
 struct bx_session {
     char id[BX_CLIENTID_LEN + 1];       /* clientId */
-    char browser[BX_BROWSER_MAX + 1];   /* BAYEUX_BROWSER it is bound to */
+    char browser[BX_BROWSER_LEN + 1];   /* BAYEUX_BROWSER it is bound to */
     uint8_t state;                      /* BX_SESSION_* */
     uint8_t parked;                     /* a connect is held */
     uint8_t park_advice;                /* its reply must carry advice */

@@ -439,7 +439,8 @@ static void t_handshake_limits(void)
            "and the third is refused again");
     g_now += 1000;
     tick();
-    is_int((long long)bx_admit_addresses(g_e), 1, "a refilled bucket is forgotten, the busy one kept");
+    is_int((long long)bx_admit_addresses(g_e), 1,
+           "a refilled bucket is forgotten, the busy one kept");
     g_now += 5000;
     tick();
     is_int((long long)bx_admit_addresses(g_e), 0, "full buckets are forgotten");
