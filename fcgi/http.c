@@ -10,7 +10,10 @@
 void bx_http_config_init(bx_http_config_t *cfg)
 {
     bx_limits_init(&cfg->limits);
-    cfg->cors_origins = "*";
+    /* Same-origin pages need no CORS headers; another site's page may read
+     * replies made with the visitor's cookie only where the operator said
+     * so (docs/security.md, "Cross-origin pages"). */
+    cfg->cors_origins = "";
     cfg->samesite = BX_SAMESITE_LAX;
     cfg->cookie_path = "/";
 }

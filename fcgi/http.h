@@ -29,8 +29,9 @@ typedef enum {
  * option table for the life of the process). */
 typedef struct {
     bx_limits_t limits;        /* body size, batch length, JSON depth */
-    const char *cors_origins;  /* "*" reflect any Origin; "a,b" exact list;
-                                * "" or NULL: never send CORS headers */
+    const char *cors_origins;  /* "a,b" exact list; "*" reflect any Origin;
+                                * "" or NULL (default): never send CORS
+                                * headers, same-origin pages only */
     bx_samesite_t samesite;    /* SameSite attribute of BAYEUX_BROWSER */
     const char *cookie_path;   /* Path attribute of BAYEUX_BROWSER */
 } bx_http_config_t;

@@ -485,8 +485,24 @@ static void s_begin_context(void)
     p.cookie = "x=1; BAYEUX_BROWSER=" IB;
     p.https = "on";
     bx_http_req_init(&r);
+    bx_http_begin(&cfg, &p, &r);
+    ok(r.origin == NULL, "default: no origin is reflected (same-origin pages only)");
+    bx_http_req_clear(&r);
+    bx_buf_t out;
+    bx_buf_init(&out);
+    p.method = "OPTIONS";
+    bx_http_req_init(&r);
+    bx_http_begin(&cfg, &p, &r);
+    bx_http_write_immediate(&out, &cfg, &r);
+    ok(!strstr(out.data, "Access-Control"), "default: a preflight from a.com gets no CORS");
+    bx_http_req_clear(&r);
+    bx_buf_free(&out);
+    p.method = "POST";
+
+    cfg.cors_origins = "https://b.com, http://a.com";
+    bx_http_req_init(&r);
     is_int(bx_http_begin(&cfg, &p, &r), BX_HTTP_READ_BODY, "POST: read the body");
-    is_str(r.origin, "http://a.com", "POST: origin kept for the reply");
+    is_str(r.origin, "http://a.com", "POST: a configured origin is kept for the reply");
     is_str(r.browser, IB, "POST: browser id from the cookie");
     is_int(r.https, 1, "POST: HTTPS=on seen");
     bx_http_req_clear(&r);
