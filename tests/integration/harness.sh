@@ -19,6 +19,9 @@
 #   BX_TESTS                  test files to run (default: all *.test.mjs)
 #   BX_DISPATCHER_ARGS        extra bayeuxd flags
 #   BX_RESPONDER_ARGS         extra bayeux-fcgi flags
+#   BX_REAL_IP_FROM           the web server trusts X-Forwarded-For from these
+#                             (webconf --real-ip-from; default 127.0.0.1: the
+#                             tests act as a reverse proxy in front of it)
 #   BX_CORS_ORIGINS           the responders' cors-origins (default
 #                             http://example.test:8080, the other site the
 #                             CORS tests pretend to be)
@@ -58,6 +61,7 @@ top_builddir=${top_builddir:-$PWD}
 BX_TIMEOUT_MS=${BX_TIMEOUT_MS:-2000}
 BX_MAX_INTERVAL_MS=${BX_MAX_INTERVAL_MS:-3000}
 BX_CORS_ORIGINS=${BX_CORS_ORIGINS:-http://example.test:8080}
+BX_REAL_IP_FROM=${BX_REAL_IP_FROM-127.0.0.1}
 BX_TMP=
 bx_pids=()          # every process we started, stopped in reverse order
 bx_names=()
@@ -509,7 +513,7 @@ bx_start_server() {
         BX_PORT=$(bx_free_port) || bx_bail "cannot pick a port"
         cmd=$("$top_srcdir/contrib/webconf" --server "$server" --port "$BX_PORT" \
             --dir "$BX_TMP/state" --docroot "$BX_DOCROOT" \
-            --timeout-ms "$BX_TIMEOUT_MS" "$@") ||
+            --timeout-ms "$BX_TIMEOUT_MS" --real-ip-from "$BX_REAL_IP_FROM" "$@") ||
             bx_bail "webconf failed"
         bx_start "$server" bash -c "exec $cmd"
         pid=${bx_pids[${#bx_pids[@]} - 1]}
@@ -623,7 +627,8 @@ bx_harness() {
     BX_BAYEUXCTL=$top_builddir/bayeuxctl
     export BX_URL BX_ORIGIN BX_PORT BX_SERVER BX_TIMEOUT_MS BX_MAX_INTERVAL_MS BX_TMP \
         BX_DOCROOT BX_DISPATCHER BX_DISPATCHER_LOG BX_DISPATCHER_PIDFILE BX_BAYEUXD \
-        BX_DATABASE BX_HISTORY BX_CTL BX_APP BX_EVENTS BX_BAYEUXCTL BX_CORS_ORIGINS
+        BX_DATABASE BX_HISTORY BX_CTL BX_APP BX_EVENTS BX_BAYEUXCTL BX_CORS_ORIGINS \
+        BX_REAL_IP_FROM
     echo "# $server on $BX_URL, state in $BX_TMP"
 
     # Bounded: a hung test must not hold CI forever. In the background so
