@@ -790,8 +790,17 @@ test('an integer beyond 64 bits, -0 and long decimals are delivered exactly as p
         assert.match(res.body, /"successful":true/, res.body);
         await sub.pollUntil((got) => got.some((m) => m.channel === ch), T * 2 + 2000,
             'the delivery');
-        const raw = sub.responses.map((x) => x.body).join('\n');
+        let raw = sub.responses.map((x) => x.body).join('\n');
         assert.ok(raw.includes(`"data":${data}`), `delivered as written: ${raw.slice(0, 600)}`);
+        // And as a backend publishes it (bayeuxctl, the app endpoint).
+        const ctl = process.env.BX_BAYEUXCTL;
+        if (!ctl || !fs.existsSync(ctl) || !APP) return;
+        const backendData = '{"from":"backend","n":[98765432109876543210987654321,-0]}';
+        execFileSync(ctl, ['--app-endpoint', APP, 'publish', ch, backendData]);
+        await sub.pollUntil((got) => got.filter((m) => m.channel === ch).length >= 2,
+            T * 2 + 2000, 'the backend\'s delivery');
+        raw = sub.responses.map((x) => x.body).join('\n');
+        assert.ok(raw.includes(`"data":${backendData}`), `backend's as written: ${raw}`);
     });
 
 test('a clientId with an escaped NUL ("<id>\\u0000zz") is not the session <id>', opts(),
