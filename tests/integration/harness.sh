@@ -605,9 +605,10 @@ bx_harness() {
     if [ "$server" = lighttpd ]; then
         # lighttpd spawns two responders on "$sock-0" and "$sock-1", each
         # reading its listening socket from fd 0.
-        local cors="--cors-origins $BX_CORS_ORIGINS"
+        local sargs="--dispatcher $BX_DISPATCHER --log $BX_TMP/bayeux-fcgi.log"
+        sargs+=" --cors-origins $BX_CORS_ORIGINS ${rargs[*]}"
         bx_start_server lighttpd --fcgi "unix:$sock" --spawn "$fcgi" --workers 2 \
-            --spawn-args "--dispatcher $BX_DISPATCHER --log $BX_TMP/bayeux-fcgi.log $cors ${rargs[*]}"
+            --spawn-args "$sargs"
     else
         bx_rcmd=("${wrap[@]}" "$fcgi" --listen "unix:$sock" --workers 2
             --dispatcher "$BX_DISPATCHER" --log "$BX_TMP/bayeux-fcgi.log"
