@@ -277,6 +277,19 @@ static json_object *s_ext_of(json_object *msg)
 static void s_handshake(s_req_t *r, json_object *msg, const char *id, const bx_tsync_t *t)
 {
     bx_engine_t *e = r->e;
+    /* Neither one request nor one client may take its address's whole
+     * session budget (docs/security.md, "Handshakes"). No client sends two
+     * handshakes in one request. Checked first: they cost no HMAC. */
+    if (e->cfg.max_handshakes_per_request > 0 &&
+        ++r->handshakes > e->cfg.max_handshakes_per_request) {
+        s_refuse(r, BX_REFUSED_HANDSHAKES, NULL, id, "/meta/handshake", NULL, NULL, t, NULL);
+        return;
+    }
+    if (!bx_admit_handshake(e, r->addr, r->now)) {
+        s_refuse(r, BX_REFUSED_HANDSHAKE_RATE, NULL, id, "/meta/handshake", NULL, NULL, t,
+                 "handshake");
+        return;
+    }
     const char *browser = r->browser;
     if (!*browser) {
         if (!r->set_browser[0] && bx_random_id(r->set_browser, BX_BROWSER_LEN) != 0) {
@@ -306,19 +319,6 @@ static void s_handshake(s_req_t *r, json_object *msg, const char *id, const bx_t
         }
         if (rc != BX_TOKEN_OK)
             subject[0] = '\0';
-    }
-    /* Neither one request nor one client may take its address's whole
-     * session budget (docs/security.md, "Handshakes"). No client sends two
-     * handshakes in one request. */
-    if (e->cfg.max_handshakes_per_request > 0 &&
-        ++r->handshakes > e->cfg.max_handshakes_per_request) {
-        s_refuse(r, BX_REFUSED_HANDSHAKES, NULL, id, "/meta/handshake", NULL, NULL, t, NULL);
-        return;
-    }
-    if (!bx_admit_handshake(e, r->addr, r->now)) {
-        s_refuse(r, BX_REFUSED_HANDSHAKE_RATE, NULL, id, "/meta/handshake", NULL, NULL, t,
-                 "handshake");
-        return;
     }
     if (e->cfg.max_sessions_per_address > 0 && *r->addr &&
         bx_state_address_count(e, r->addr) >= (size_t)e->cfg.max_sessions_per_address) {

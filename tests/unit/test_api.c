@@ -466,27 +466,27 @@ static void t_unconnected_expiry(void)
     handshake("bb", b);
     mconnect("bb", b, NULL);
     g_now += 800;
-    subscribe("ba", a, "/u");
+    subscribe("ba", a, "\"/u\"");
     ok(is_true(elem("/meta/subscribe", 0), "successful"), "an unconnected session may subscribe");
     g_now += 800;
     tick();
-    snprintf(buf, sizeof buf, "[{\"channel\":\"/u\",\"clientId\":\"%s\",\"data\":1}]", a);
+    snprintf(buf, sizeof buf, "[{\"channel\":\"/v\",\"clientId\":\"%s\",\"data\":1}]", a);
     req(LP, "ba", buf);
-    ok(is_true(elem("/u", 0), "successful"), "a message keeps it alive for 1 s more");
+    ok(is_true(elem("/v", 0), "successful"), "a message keeps it alive for 1 s more");
     g_now += 1100;
     tick();
     req(LP, "ba", buf);
-    is_str(sfield(elem("/u", 0), "error"), "402::session_unknown",
+    is_str(sfield(elem("/v", 0), "error"), "402::session_unknown",
            "never connected: gone 1 s after its last message");
     g_now += 5000;
     tick();
-    snprintf(buf, sizeof buf, "[{\"channel\":\"/u\",\"clientId\":\"%s\",\"data\":1}]", b);
+    snprintf(buf, sizeof buf, "[{\"channel\":\"/v\",\"clientId\":\"%s\",\"data\":1}]", b);
     req(LP, "bb", buf);
-    ok(is_true(elem("/u", 0), "successful"), "a connected one lives interval + max-interval");
+    ok(is_true(elem("/v", 0), "successful"), "a connected one lives interval + max-interval");
     g_now += 10001;
     tick();
     req(LP, "bb", buf);
-    is_str(sfield(elem("/u", 0), "error"), "402::session_unknown", "and then expires");
+    is_str(sfield(elem("/v", 0), "error"), "402::session_unknown", "and then expires");
 }
 
 static void t_stats_channel(void)
