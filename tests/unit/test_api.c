@@ -267,6 +267,11 @@ static void t_auth(void)
     hs_token("b1", tok, a);
     is_str(sfield(elem("/meta/handshake", 0), "error"), "403::handshake_denied",
            "a tampered token is denied");
+    char nul[BX_TOKEN_MINT_MAX + 16];
+    snprintf(nul, sizeof nul, "%s\\u0000zz", mint("alice", far, tok));
+    hs_token("b1", nul, a);
+    is_str(sfield(elem("/meta/handshake", 0), "error"), "403::handshake_denied",
+           "a valid token with an escaped NUL and more after it is denied");
 
     cfg.auth = BX_AUTH_OPTIONAL;
     setup(&cfg);
