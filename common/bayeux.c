@@ -109,10 +109,62 @@ static int s_scan_string(const unsigned char *p, size_t len, size_t *i)
     return -1;
 }
 
-/* number = [ "-" ] ( "0" / [1-9] *DIGIT ) [ "." 1*DIGIT ] [ e [ + / - ] 1*DIGIT ] */
-static int s_scan_number(const unsigned char *p, size_t len, size_t *i)
+/* ---------------------------------------------------------------- numbers
+ * json-c keeps the text of a number with a fraction or an exponent and
+ * writes it back as it came, but reads an integer into 64 bits: beyond them
+ * it clamps (123456789012345678901234567890 becomes 18446744073709551615)
+ * and "-0" becomes "0". Those integers, and only those, are "inexact": the
+ * checker notes where they are, and they are handed to json-c as numbers it
+ * keeps the text of (see s_parse_exact), so every number is delivered as it
+ * was published. */
+
+/* Marks the stand-ins s_parse_exact puts in place of inexact integers: no
+ * one writes a number like this, and one that does is refused. */
+#define S_MARK "0.0e-000000000"
+#define S_MARK_LEN (sizeof S_MARK - 1)
+
+/* Where the inexact integers of a text are. */
+typedef struct {
+    size_t *at;       /* offsets; owned */
+    size_t *len;      /* lengths; owned */
+    size_t n, cap;
+    int marked;       /* a number of the text starts like a stand-in */
+} s_inexact_t;
+
+/* 1 if the integer literal p[0..n) does not fit json-c's 64 bits exactly:
+ * "-0", below INT64_MIN or above UINT64_MAX. */
+static int s_int_inexact(const unsigned char *p, size_t n)
+{
+    static const char max_neg[] = "9223372036854775808";
+    static const char max_pos[] = "18446744073709551615";
+    int neg = p[0] == '-';
+    const char *lim = neg ? max_neg : max_pos;
+    size_t dl = n - (size_t)neg, ll = strlen(lim);
+    if (neg && dl == 1 && p[1] == '0')
+        return 1;
+    if (dl != ll)
+        return dl > ll;
+    return memcmp(p + neg, lim, ll) > 0;
+}
+
+static void s_inexact_add(s_inexact_t *x, size_t at, size_t len)
+{
+    if (x->n == x->cap) {
+        x->cap = x->cap ? x->cap * 2 : 8;
+        x->at = bx_realloc(x->at, x->cap * sizeof *x->at);
+        x->len = bx_realloc(x->len, x->cap * sizeof *x->len);
+    }
+    x->at[x->n] = at;
+    x->len[x->n++] = len;
+}
+
+/* number = [ "-" ] ( "0" / [1-9] *DIGIT ) [ "." 1*DIGIT ] [ e [ + / - ] 1*DIGIT ]
+ * An inexact integer is noted in x. */
+static int s_scan_number(const unsigned char *p, size_t len, size_t *i, s_inexact_t *x)
 {
     size_t k = *i;
+    if (len - k >= S_MARK_LEN && memcmp(p + k, S_MARK, S_MARK_LEN) == 0)
+        x->marked = 1;
     if (k < len && p[k] == '-')
         k++;
     if (k < len && p[k] == '0') {
@@ -123,6 +175,9 @@ static int s_scan_number(const unsigned char *p, size_t len, size_t *i)
     } else {
         return -1;
     }
+    if ((k >= len || (p[k] != '.' && p[k] != 'e' && p[k] != 'E')) &&
+        s_int_inexact(p + *i, k - *i))
+        s_inexact_add(x, *i, k - *i);
     if (k < len && p[k] == '.') {
         k++;
         if (k >= len || !s_digit(p[k]))
@@ -157,8 +212,10 @@ static int s_scan_literal(const unsigned char *p, size_t len, size_t *i)
 }
 
 /* Checks that p[0..len) is exactly one JSON value, arrays and objects nested
- * at most max_depth deep. Returns BX_BATCH_OK, _BAD_JSON or _TOO_DEEP. */
-static bx_batch_err_t s_check_json(const unsigned char *p, size_t len, int max_depth)
+ * at most max_depth deep, and notes its inexact integers in x. Returns
+ * BX_BATCH_OK, _BAD_JSON or _TOO_DEEP. */
+static bx_batch_err_t s_check_json(const unsigned char *p, size_t len, int max_depth,
+                                   s_inexact_t *x)
 {
     enum { VALUE, VALUE_OR_CLOSE, KEY, KEY_OR_CLOSE, AFTER } st = VALUE;
     /* No text nests deeper than it is long. */
@@ -191,7 +248,7 @@ static bx_batch_err_t s_check_json(const unsigned char *p, size_t len, int max_d
                 if (s_scan_string(p, len, &i) < 0)
                     goto out;
             } else if (c == '-' || s_digit(c)) {
-                if (s_scan_number(p, len, &i) < 0)
+                if (s_scan_number(p, len, &i, x) < 0)
                     goto out;
             } else if (s_scan_literal(p, len, &i) < 0) {
                 goto out;
@@ -289,6 +346,80 @@ error:
     return NULL;
 }
 
+/* If v (a child of a parsed stand-in text) is a stand-in, the number it
+ * stands for, with its text as written; else NULL. */
+static json_object *s_standin(json_object *v, const char *text, const s_inexact_t *x)
+{
+    if (!json_object_is_type(v, json_type_double))
+        return NULL;
+    const char *s = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
+    if (strncmp(s, S_MARK, S_MARK_LEN) != 0)
+        return NULL;
+    unsigned long k = strtoul(s + S_MARK_LEN, NULL, 10);
+    if (k >= x->n)
+        return NULL;
+    char *orig = bx_malloc(x->len[k] + 1);
+    memcpy(orig, text + x->at[k], x->len[k]);
+    orig[x->len[k]] = '\0';
+    /* A number json-c writes back as this text; its double value is the
+     * nearest one (what a JavaScript client reads too). */
+    json_object *n = json_object_new_double_s(strtod(orig, NULL), orig);
+    free(orig);
+    return n;
+}
+
+/* Puts the numbers back in place of their stand-ins under c. Depth is
+ * bounded by the checker's limit. */
+static void s_restore(json_object *c, const char *text, const s_inexact_t *x)
+{
+    if (json_object_is_type(c, json_type_array)) {
+        size_t n = json_object_array_length(c);
+        for (size_t i = 0; i < n; i++) {
+            json_object *v = json_object_array_get_idx(c, i);
+            json_object *num = s_standin(v, text, x);
+            if (num)
+                json_object_array_put_idx(c, i, num);
+            else
+                s_restore(v, text, x);
+        }
+    } else if (json_object_is_type(c, json_type_object)) {
+        json_object_object_foreach(c, key, v) {
+            json_object *num = s_standin(v, text, x);
+            /* Replacing the value of a key keeps the entry in place. */
+            if (num)
+                json_object_object_add(c, key, num);
+            else
+                s_restore(v, text, x);
+        }
+    }
+}
+
+/* Parses text with its inexact integers (x) kept as written: json-c reads
+ * each as a stand-in number whose text it keeps, and s_restore swaps the
+ * original text in. */
+static json_object *s_parse_exact(const char *text, size_t len, int containers,
+                                  const s_inexact_t *x, bx_batch_err_t *err)
+{
+    if (x->n == 0)
+        return s_parse(text, len, containers, err);
+    bx_buf_t b;
+    bx_buf_init(&b);
+    size_t from = 0;
+    for (size_t k = 0; k < x->n; k++) {
+        bx_buf_append(&b, text + from, x->at[k] - from);
+        bx_buf_printf(&b, S_MARK "%zu", k);
+        from = x->at[k] + x->len[k];
+    }
+    bx_buf_append(&b, text + from, len - from);
+    json_object *top = b.len > INT_MAX ? NULL : s_parse(b.data, b.len, containers, err);
+    if (b.len > INT_MAX)
+        *err = BX_BATCH_TOO_LARGE;
+    bx_buf_free(&b);
+    if (top)
+        s_restore(top, text, x);
+    return top;
+}
+
 json_object *bx_batch_parse(const char *text, size_t len, const bx_limits_t *lim,
                             bx_batch_err_t *err)
 {
@@ -321,14 +452,16 @@ json_object *bx_batch_parse(const char *text, size_t len, const bx_limits_t *lim
         *err = BX_BATCH_TOO_DEEP;
         return NULL;
     }
-    *err = s_check_json((const unsigned char *)text, len, containers);
-    if (*err != BX_BATCH_OK)
-        return NULL;
-    if (text[i] != '[' && !is_object) {
+    s_inexact_t x = { NULL, NULL, 0, 0, 0 };
+    *err = s_check_json((const unsigned char *)text, len, containers, &x);
+    if (*err == BX_BATCH_OK && x.marked)
+        *err = BX_BATCH_BAD_NUMBER;
+    if (*err == BX_BATCH_OK && text[i] != '[' && !is_object)
         *err = BX_BATCH_NOT_MESSAGES;   /* valid JSON, but a scalar */
-        return NULL;
-    }
-    json_object *top = s_parse(text, len, containers, err);
+    json_object *top = *err == BX_BATCH_OK ? s_parse_exact(text, len, containers, &x, err)
+                                           : NULL;
+    free(x.at);
+    free(x.len);
     if (!top)
         return NULL;
     if (is_object) {
@@ -370,6 +503,7 @@ const char *bx_batch_strerror(bx_batch_err_t err)
     case BX_BATCH_NOT_MESSAGES: return "not a Bayeux message or array of messages";
     case BX_BATCH_EMPTY: return "no messages";
     case BX_BATCH_TOO_MANY: return "too many messages in one batch";
+    case BX_BATCH_BAD_NUMBER: return "unsupported number";
     }
     return "unknown error";
 }
@@ -431,7 +565,28 @@ const char *bx_message_str(json_object *msg, const char *field)
     if (!msg || !json_object_object_get_ex(msg, field, &v) ||
         !json_object_is_type(v, json_type_string))
         return NULL;
-    return json_object_get_string(v);
+    return bx_json_cstr(v);
+}
+
+const char *bx_json_cstr(json_object *v)
+{
+    if (!json_object_is_type(v, json_type_string))
+        return NULL;
+    const char *s = json_object_get_string(v);
+    /* A "\u0000" would cut the C string short: "<id>\u0000zz" read as <id>. */
+    if (strlen(s) != (size_t)json_object_get_string_len(v))
+        return NULL;
+    return s;
+}
+
+int bx_browser_valid(const char *s, size_t n)
+{
+    if (!s || n != BX_BROWSER_LEN)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'z')))
+            return 0;
+    return 1;
 }
 
 static int s_ident_start(unsigned char c)

@@ -14,6 +14,7 @@
 #define BX_DEFAULT_MAX_MESSAGES 1000          /* messages in one batch */
 #define BX_DEFAULT_MAX_DEPTH    32            /* JSON nesting depth */
 #define BX_ID_MAX               64            /* longest message id accepted */
+#define BX_BROWSER_LEN          26            /* BAYEUX_BROWSER values bayeuxd issues */
 
 typedef struct {
     size_t max_body;     /* request body / message parameter size, bytes */
@@ -29,7 +30,8 @@ typedef enum {
     BX_BATCH_TOO_DEEP,      /* nested deeper than max_depth */
     BX_BATCH_NOT_MESSAGES,  /* neither an object nor an array of objects */
     BX_BATCH_EMPTY,         /* empty array, or empty body */
-    BX_BATCH_TOO_MANY       /* more than max_messages */
+    BX_BATCH_TOO_MANY,      /* more than max_messages */
+    BX_BATCH_BAD_NUMBER     /* a number spelled like bx_batch_parse's stand-ins */
 } bx_batch_err_t;
 
 /* Sets the defaults above. */
@@ -44,7 +46,11 @@ void bx_limits_init(bx_limits_t *lim);
  * BAD_JSON), depth, shape, count.
  * Depth counts arrays and objects only: the batch array is 1, a message
  * object 2, an object in its "data" 3. A lone object body is treated as if
- * wrapped, so it may nest max_depth - 1 deep, exactly as inside an array. */
+ * wrapped, so it may nest max_depth - 1 deep, exactly as inside an array.
+ * Every number keeps the text it was written with when serialized again:
+ * integers beyond 64 bits and "-0" become json_type_double objects carrying
+ * their text (json-c would clamp them), the others are as json-c reads them
+ * (it keeps the text of fractions and exponents: 0.1, 1e400, -0.0). */
 json_object *bx_batch_parse(const char *text, size_t len, const bx_limits_t *lim,
                             bx_batch_err_t *err);
 
@@ -61,9 +67,19 @@ int bx_batch_http_status(bx_batch_err_t err);
  * is present but invalid (reply 405::message_id_invalid). */
 int bx_message_id(json_object *msg, char *out, size_t outlen);
 
-/* Returns the message's string field, or NULL if absent or not a string.
- * The pointer is lent by json-c and lives as long as msg. */
+/* Returns the message's string field, or NULL if absent, not a string or
+ * holding a NUL ("\u0000"): an identifier with one is never valid. The
+ * pointer is lent by json-c and lives as long as msg. */
 const char *bx_message_str(json_object *msg, const char *field);
+
+/* v's text if v is a string without a NUL inside, else NULL (lent). */
+const char *bx_json_cstr(json_object *v);
+
+/* True if s (n bytes) is a browser id bayeuxd could have issued: exactly
+ * BX_BROWSER_LEN characters of [0-9a-z] (bx_random_id). The one check of
+ * the BAYEUX_BROWSER cookie, in the responder and in bayeuxd: a value the
+ * client made up is ignored, and the handshake issues a fresh one. */
+int bx_browser_valid(const char *s, size_t n);
 
 /* True if s (len bytes) is a valid JSONP callback name: 1 to 64 characters,
  * JavaScript identifiers joined by '.', each [A-Za-z_$][A-Za-z0-9_$]*.

@@ -395,3 +395,29 @@ int bx_mkdirs_for(const char *path, unsigned mode, char *err, size_t errlen)
     free(dir);
     return ret;
 }
+
+/* ------------------------------------------------------------ token bucket */
+
+static double s_bucket_level(const bx_bucket_t *b, double rate, double burst, int64_t now)
+{
+    if (!b->started)
+        return burst;
+    double t = b->tokens + (double)(now - b->at) * rate / 1000.0;
+    return t > burst ? burst : t;
+}
+
+int bx_bucket_take(bx_bucket_t *b, double rate, double burst, int64_t now_ms)
+{
+    b->tokens = s_bucket_level(b, rate, burst, now_ms);
+    b->at = now_ms;
+    b->started = 1;
+    if (b->tokens < 1.0)
+        return 0;
+    b->tokens -= 1.0;
+    return 1;
+}
+
+int bx_bucket_full(const bx_bucket_t *b, double rate, double burst, int64_t now_ms)
+{
+    return s_bucket_level(b, rate, burst, now_ms) >= burst;
+}

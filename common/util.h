@@ -60,6 +60,21 @@ int bx_random_bytes(void *buf, size_t len);
  * bits: 26 characters carry 134 bits. Returns 0 or -1 (see bx_random_bytes). */
 int bx_random_id(char *out, size_t nchars);
 
+/* A token bucket: rate tokens a second, at most burst kept. Zeroed, it is
+ * full at its first use. */
+typedef struct {
+    double tokens;      /* tokens left at `at` */
+    int64_t at;         /* when they were counted (ms) */
+    int started;        /* used before */
+} bx_bucket_t;
+
+/* Refills b for the time since its last use and takes one token. Returns 1
+ * if there was one, 0 if the bucket is empty (nothing taken). */
+int bx_bucket_take(bx_bucket_t *b, double rate, double burst, int64_t now_ms);
+
+/* True if b is full again at now_ms: forgetting it changes nothing. */
+int bx_bucket_full(const bx_bucket_t *b, double rate, double burst, int64_t now_ms);
+
 /* Milliseconds on CLOCK_MONOTONIC (for timeouts) and CLOCK_REALTIME (for
  * timestamps shown to people or clients); microseconds on CLOCK_MONOTONIC
  * (for measuring). */

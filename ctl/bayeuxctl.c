@@ -98,7 +98,8 @@ static const char *const s_foreign[] = {
     /* bayeuxd, security (auth-secret and auth-secret-file are ours too) */
     "auth", "channel-rules", "channel-default",
     "max-message-size", "max-sessions-per-address", "publish-rate", "stats-channel",
-    "stats-interval",
+    "stats-interval", "max-handshakes-per-request", "handshake-rate", "handshake-burst",
+    "unconnected-expiry",
     /* bayeux-fcgi */
     "listen", "listen-mode", "listen-backlog", "workers", "request-timeout",
     "cors-origins", "cookie-samesite", "cookie-path",

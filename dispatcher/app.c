@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <zmq.h>
 
+#include "bayeux.h"
 #include "log.h"
 #include "util.h"
 
@@ -360,12 +361,19 @@ static void s_request(bx_app_t *a, const char *text, size_t len, bx_buf_t *b, in
         s_fail(b, "too_large", "the request is larger than max-body");
         goto done;
     }
-    json_tokener *tok = json_tokener_new_ex(32);
-    req = json_tokener_parse_ex(tok, text, (int)len);
-    int complete = json_tokener_get_error(tok) == json_tokener_success &&
-                   json_tokener_get_parse_end(tok) == len;
-    json_tokener_free(tok);
-    if (req && json_object_is_type(req, json_type_object) && complete) {
+    /* The clients' parser (RFC 8259, strict UTF-8), so that what a backend
+     * publishes reaches clients exactly as written too: json-c alone would
+     * clamp integers beyond 64 bits. One object, not a batch. */
+    size_t i = 0;
+    while (i < len && strchr(" \t\r\n", text[i]) && text[i])
+        i++;
+    bx_limits_t lim = { .max_body = len, .max_messages = 1, .max_depth = 32 };
+    json_object *wrapped = i < len && text[i] == '{' ? bx_batch_parse(text, len, &lim, NULL)
+                                                    : NULL;
+    if (wrapped)
+        req = json_object_get(json_object_array_get_idx(wrapped, 0));
+    json_object_put(wrapped);
+    if (req) {
         op = s_str(req, "op");
         json_object_object_get_ex(req, "ref", &ref);
     }
@@ -376,7 +384,7 @@ static void s_request(bx_app_t *a, const char *text, size_t len, bx_buf_t *b, in
     }
     if (ref)
         bx_buf_printf(b, ",\"ref\":%s", json_object_to_json_string_ext(ref, JSON_OUT));
-    if (!req || !complete || !json_object_is_type(req, json_type_object))
+    if (!req)
         s_fail(b, "bad_request", "a request is one JSON object");
     else if (!op)
         s_fail(b, "bad_request", "op is missing (a string)");

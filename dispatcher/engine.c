@@ -21,7 +21,8 @@ static const int JSON_OUT = JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESC
 
 const char *const bx_refusal_names[BX_REFUSAL_COUNT] = {
     "message_too_large", "too_many_sessions", "publish_rate_exceeded", "handshake_denied",
-    "subscribe_denied", "publish_denied", "create_denied",
+    "subscribe_denied", "publish_denied", "create_denied", "too_many_handshakes",
+    "handshake_rate_exceeded",
 };
 
 /* The Bayeux errors of the refusals (CometD's security policy strings). */
@@ -30,6 +31,7 @@ static const char *const s_refusal_errors[BX_REFUSAL_COUNT] = {
     "403::handshake_denied", "403:denied_by_security_policy:subscribe_denied",
     "403:denied_by_security_policy:publish_denied",
     "403:denied_by_security_policy:create_denied",
+    "400::too_many_handshakes", "429::handshake_rate_exceeded",
 };
 
 void bx_engine_cfg_defaults(bx_engine_cfg_t *cfg)
@@ -52,6 +54,10 @@ void bx_engine_cfg_defaults(bx_engine_cfg_t *cfg)
     cfg->max_message_size = 0;
     cfg->max_sessions_per_address = 1000;
     cfg->publish_rate = 0;
+    cfg->max_handshakes_per_request = 1;
+    cfg->handshake_rate = 20;
+    cfg->handshake_burst = 200;
+    cfg->unconnected_expiry_ms = 5000;
     cfg->stats_channel = NULL;
     cfg->stats_interval_ms = 10000;
     cfg->auth = BX_AUTH_OFF;
@@ -115,6 +121,7 @@ void bx_engine_destroy(bx_engine_t **pe)
     bx_map_destroy(&e->channels);
     bx_map_destroy(&e->parked);
     bx_map_destroy(&e->addresses);
+    bx_admit_free(e);
     bx_rules_free(&e->rules);
     if (e->hist)
         bx_history_free(e);
@@ -139,7 +146,7 @@ typedef struct bx_req {
     int transport;
     const char *browser;              /* the request's cookie, "" if none */
     const char *addr;                 /* the client's address, "" if unknown */
-    char browser_[BX_BROWSER_MAX + 1]; /* their copies while it is pending */
+    char browser_[BX_BROWSER_LEN + 1]; /* their copies while it is pending */
     char addr_[64];
     json_object *batch;               /* lent, or held while pending */
     size_t next;                      /* the next message to handle */
@@ -148,6 +155,7 @@ typedef struct bx_req {
     int64_t now;
     int64_t wall;                     /* wall clock at arrival */
     size_t nmsgs;                     /* messages in the batch */
+    int64_t handshakes;               /* handshakes in it so far */
     bx_buf_t replies;                 /* reply objects, comma-separated */
     int nreplies;
     bx_session_t *drain;              /* whose queue goes into this response */
@@ -258,10 +266,20 @@ static bx_session_t *s_lookup(s_req_t *r, json_object *msg)
     return s;
 }
 
+/* How long a session lives without a connect: a session that never
+ * connected is likely one nobody uses (docs/security.md, "Handshakes"). */
+static int64_t s_lifetime(const bx_engine_t *e, const bx_session_t *s)
+{
+    int64_t live = e->cfg.interval_ms + e->cfg.max_interval_ms;
+    int64_t u = e->cfg.unconnected_expiry_ms;
+    return s->state == BX_SESSION_HANDSHAKEN && u > 0 && u < live ? u : live;
+}
+
 /* CometD: any message from a client extends its session's life. */
 static void s_touch(s_req_t *r, bx_session_t *s)
 {
-    int64_t t = r->now + r->e->cfg.max_interval_ms;
+    int64_t t = r->now + (s->state == BX_SESSION_HANDSHAKEN ? s_lifetime(r->e, s)
+                                                            : r->e->cfg.max_interval_ms);
     if (!s->parked && s->expires < t)
         s->expires = t;
 }
@@ -278,6 +296,19 @@ static json_object *s_ext_of(json_object *msg)
 static void s_handshake(s_req_t *r, json_object *msg, const char *id, const bx_tsync_t *t)
 {
     bx_engine_t *e = r->e;
+    /* Neither one request nor one client may take its address's whole
+     * session budget (docs/security.md, "Handshakes"). No client sends two
+     * handshakes in one request. Checked first: they cost no HMAC. */
+    if (e->cfg.max_handshakes_per_request > 0 &&
+        ++r->handshakes > e->cfg.max_handshakes_per_request) {
+        s_refuse(r, BX_REFUSED_HANDSHAKES, NULL, id, "/meta/handshake", NULL, NULL, t, NULL);
+        return;
+    }
+    if (!bx_admit_handshake(e, r->addr, r->now)) {
+        s_refuse(r, BX_REFUSED_HANDSHAKE_RATE, NULL, id, "/meta/handshake", NULL, NULL, t,
+                 "handshake");
+        return;
+    }
     const char *browser = r->browser;
     if (!*browser) {
         if (!r->set_browser[0] && bx_random_id(r->set_browser, BX_BROWSER_LEN) != 0) {
@@ -294,9 +325,9 @@ static void s_handshake(s_req_t *r, json_object *msg, const char *id, const bx_t
         int has = ext && json_object_object_get_ex(ext, "token", &tok);
         int64_t exp;
         int rc = !has ? BX_TOKEN_MALFORMED
-                 : !json_object_is_type(tok, json_type_string) ? BX_TOKEN_MALFORMED
+                 : !bx_json_cstr(tok) ? BX_TOKEN_MALFORMED
                  : bx_token_verify(e->cfg.auth_secret, e->cfg.auth_secret_len,
-                                   json_object_get_string(tok), r->wall / 1000, subject,
+                                   bx_json_cstr(tok), r->wall / 1000, subject,
                                    sizeof subject, &exp);
         if (rc != BX_TOKEN_OK && (has || e->cfg.auth == BX_AUTH_REQUIRED)) {
             bx_info(TAG, "handshake from %s refused: %s", *r->addr ? r->addr : "?",
@@ -330,7 +361,7 @@ static void s_handshake(s_req_t *r, json_object *msg, const char *id, const bx_t
     bx_state_address(e, s, r->addr);
     if (subject[0])
         s->subject = bx_strdup(subject);
-    s->expires = r->now + e->cfg.interval_ms + e->cfg.max_interval_ms;
+    s->expires = r->now + s_lifetime(e, s);
     bx_persist_session_new(e, s);
     bx_persist_session_subject(e, s);
     bx_buf_t *b = &r->replies;
@@ -581,17 +612,8 @@ static int s_publish_refused(s_req_t *r, bx_session_t *s, json_object *msg, cons
     } else if (e->cfg.publish_rate > 0) {
         /* A bucket of one second's worth, refilled as time passes. */
         double rate = (double)e->cfg.publish_rate;
-        if (s->tokens_at == 0)
-            s->tokens = rate;
-        else
-            s->tokens += (double)(r->now - s->tokens_at) * rate / 1000.0;
-        if (s->tokens > rate)
-            s->tokens = rate;
-        s->tokens_at = r->now;
-        if (s->tokens < 1.0)
+        if (!bx_bucket_take(&s->publish_bucket, rate, rate, r->now))
             why = BX_REFUSED_RATE;
-        else
-            s->tokens -= 1.0;
     }
     if (why < 0)
         return 0;
@@ -661,7 +683,10 @@ size_t bx_broadcast(bx_engine_t *e, const char *channel, json_object *msg, int64
 static void s_message(s_req_t *r, json_object *msg)
 {
     char id[BX_ID_MAX + 1];
-    const char *channel = bx_message_str(msg, "channel");
+    json_object *cv = NULL;
+    json_object_object_get_ex(msg, "channel", &cv);
+    const char *channel = json_object_is_type(cv, json_type_string)
+                              ? json_object_get_string(cv) : NULL;
     if (bx_message_id(msg, id, sizeof id) != 0) {
         s_reply_error(r, NULL, channel, "405::message_id_invalid", NULL, NULL);
         return;
@@ -670,8 +695,6 @@ static void s_message(s_req_t *r, json_object *msg)
         s_reply_error(r, id, NULL, "400::channel_missing", NULL, NULL);
         return;
     }
-    json_object *cv = NULL;
-    json_object_object_get_ex(msg, "channel", &cv);
     size_t clen = strlen(channel);
     /* A "\u0000" in the name would hide its tail from every check below and
      * reach subscribers of its head (s_check_subscription refuses it too). */
@@ -891,6 +914,7 @@ int64_t bx_engine_tick(bx_engine_t *e, int64_t now)
      * any of them. The sweep and the stats wait for it. */
     if (now >= e->next_sweep && !e->pending) {
         if (s_sweep(e, now)) {
+            bx_admit_sweep(e, now);
             bx_history_sweep(e, e->cfg.wall_ms());
             e->next_sweep = now + e->cfg.sweep_period_ms;
         }

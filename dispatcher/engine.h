@@ -23,12 +23,11 @@
 #include <stdint.h>
 #include <json-c/json.h>
 
+#include "bayeux.h"
 #include "store.h"
 #include "util.h"
 
 #define BX_CLIENTID_LEN 26   /* [0-9a-z], 134 bits from getrandom */
-#define BX_BROWSER_LEN 26    /* BAYEUX_BROWSER cookie value */
-#define BX_BROWSER_MAX 64    /* longest cookie value accepted from a client */
 
 typedef struct {
     int64_t timeout_ms;            /* advice timeout: longest hold of a connect */
@@ -63,6 +62,15 @@ typedef struct {
                                       address; 0: no limit */
     int64_t publish_rate;          /* publishes per second per session (a
                                       bucket of one second); 0: no limit */
+    int64_t max_handshakes_per_request; /* handshakes in one request; the
+                                      others are refused; 0: no limit */
+    int64_t handshake_rate;        /* handshakes per second per client
+                                      address; 0: no limit */
+    int64_t handshake_burst;       /* handshakes an address may make at once */
+    int64_t unconnected_expiry_ms; /* a session that never sent /meta/connect
+                                      expires this long after its last message
+                                      (capped at interval + max_interval); 0:
+                                      like any other */
     const char *stats_channel;     /* publish stats there, or NULL */
     int64_t stats_interval_ms;     /* how often */
     int auth;                      /* handshake tokens: BX_AUTH_* */
@@ -83,8 +91,9 @@ enum { BX_AUTH_OFF = 0, BX_AUTH_OPTIONAL, BX_AUTH_REQUIRED };
  * browser binding on, duplicate connect 500; max_queue 10000 and 1 MiB per
  * session, drop oldest; replies of 512 KiB; 64 MiB of queued messages;
  * ack offered; no timestamps, no history; messages bounded by the request
- * size only, 1000 sessions per address, no publish rate limit, no stats
- * channel. */
+ * size only, 1000 sessions per address, one handshake per request, 20
+ * handshakes a second per address with bursts of 200, sessions that never
+ * connected expire after 5 s, no publish rate limit, no stats channel. */
 void bx_engine_cfg_defaults(bx_engine_cfg_t *cfg);
 
 /* Where a reply goes: a responder (numbered by the server) and its request. */
@@ -110,6 +119,8 @@ enum {
     BX_REFUSED_SUBSCRIBE,          /* 403:denied_by_security_policy:subscribe_denied */
     BX_REFUSED_PUBLISH,            /* 403:denied_by_security_policy:publish_denied */
     BX_REFUSED_CREATE,             /* 403:denied_by_security_policy:create_denied */
+    BX_REFUSED_HANDSHAKES,         /* 400::too_many_handshakes (in one request) */
+    BX_REFUSED_HANDSHAKE_RATE,     /* 429::handshake_rate_exceeded */
     BX_REFUSAL_COUNT
 };
 /* Their names in stats: "message_too_large", "too_many_sessions"... */

@@ -47,7 +47,7 @@ typedef struct {
 
 struct bx_session {
     char id[BX_CLIENTID_LEN + 1];       /* clientId */
-    char browser[BX_BROWSER_MAX + 1];   /* BAYEUX_BROWSER it is bound to */
+    char browser[BX_BROWSER_LEN + 1];   /* BAYEUX_BROWSER it is bound to */
     uint8_t state;                      /* BX_SESSION_* */
     uint8_t parked;                     /* a connect is held */
     uint8_t park_advice;                /* its reply must carry advice */
@@ -60,8 +60,7 @@ struct bx_session {
     int64_t created;                    /* wall clock, for the database */
     char address[48];                   /* the client's address at handshake */
     char *subject;                      /* the token's subject, NULL if anonymous */
-    double tokens;                      /* publish rate bucket */
-    int64_t tokens_at;                  /* when it was last filled */
+    bx_bucket_t publish_bucket;         /* publish-rate */
     uint64_t dropped;                   /* messages its bounds dropped */
     bx_tsync_t park_ts;                 /* timesync of the held connect */
     bx_queue_t queue;                   /* messages waiting for a reply */
@@ -142,8 +141,19 @@ struct bx_engine {
     uint64_t http_refused[5];  /* by the responders: 400, 405, 413, 414, other */
     bx_map_t *addresses;       /* client address -> live sessions (uintptr) */
     bx_rules_t *rules;         /* channel rules (always set) */
+    bx_map_t *hs_buckets;      /* client address -> handshake bucket (admit.c,
+                                  owned), NULL until the first handshake */
     int64_t next_stats;        /* when the stats channel hears next */
 };
+
+/* admit.c: 1 if the address may handshake now (takes a token of its
+ * handshake-rate bucket), 0 if its rate is exceeded. */
+int bx_admit_handshake(bx_engine_t *e, const char *addr, int64_t now);
+/* Forgets the buckets that are full again. */
+void bx_admit_sweep(bx_engine_t *e, int64_t now);
+/* Addresses with a bucket (for the unit tests). */
+size_t bx_admit_addresses(const bx_engine_t *e);
+void bx_admit_free(bx_engine_t *e);
 
 /* state.c: sessions. id: the clientId to restore, or NULL for a new one. */
 bx_session_t *bx_state_session_new(bx_engine_t *e, const char *browser, const char *id);

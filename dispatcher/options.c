@@ -50,6 +50,10 @@ const bx_option_t *bx_dopts_init(bx_dopts_t *o)
     o->max_message_size = d.max_message_size;
     o->max_sessions_per_address = d.max_sessions_per_address;
     o->publish_rate = d.publish_rate;
+    o->max_handshakes_per_request = d.max_handshakes_per_request;
+    o->handshake_rate = d.handshake_rate;
+    o->handshake_burst = d.handshake_burst;
+    o->unconnected_expiry = d.unconnected_expiry_ms;
     o->stats_channel = (char *)"";
     o->stats_interval = d.stats_interval_ms;
     o->max_body = BX_DEFAULT_MAX_BODY;
@@ -118,6 +122,15 @@ const bx_option_t *bx_dopts_init(bx_dopts_t *o)
           "largest message a client may publish, as JSON (0: max-body only)" },
         { "max-sessions-per-address", BX_OPT_INT, &o->max_sessions_per_address, 0, 100000000,
           "live sessions one client address may hold (0: no limit)" },
+        { "max-handshakes-per-request", BX_OPT_INT, &o->max_handshakes_per_request, 0,
+          1000000, "handshakes one request may carry; the others are refused (0: no limit)" },
+        { "handshake-rate", BX_OPT_INT, &o->handshake_rate, 0, 1000000,
+          "handshakes per second one client address may make (0: no limit)" },
+        { "handshake-burst", BX_OPT_INT, &o->handshake_burst, 1, 100000000,
+          "handshakes one client address may make at once, before handshake-rate counts" },
+        { "unconnected-expiry", BX_OPT_MS, &o->unconnected_expiry, 0, 86400000,
+          "a session that never sent /meta/connect expires this long after its last "
+          "message (0: as any session)" },
         { "publish-rate", BX_OPT_INT, &o->publish_rate, 0, 1000000,
           "publishes per second one session may make (0: no limit)" },
         { "stats-channel", BX_OPT_STR, &o->stats_channel, 0, 0,
@@ -221,6 +234,10 @@ void bx_dopts_engine_cfg(const bx_dopts_t *o, bx_engine_cfg_t *cfg)
     cfg->max_message_size = o->max_message_size;
     cfg->max_sessions_per_address = o->max_sessions_per_address;
     cfg->publish_rate = o->publish_rate;
+    cfg->max_handshakes_per_request = o->max_handshakes_per_request;
+    cfg->handshake_rate = o->handshake_rate;
+    cfg->handshake_burst = o->handshake_burst;
+    cfg->unconnected_expiry_ms = o->unconnected_expiry;
     cfg->stats_channel = *o->stats_channel ? o->stats_channel : NULL;
     cfg->stats_interval_ms = o->stats_interval;
     cfg->auth = strcmp(o->auth, "required") == 0   ? BX_AUTH_REQUIRED

@@ -38,6 +38,8 @@ typedef struct {
     char *channel_default;         /* "open" or "closed" */
     char *channel_rules;           /* rules.h */
     int64_t max_message_size, max_sessions_per_address, publish_rate;
+    int64_t max_handshakes_per_request, handshake_rate, handshake_burst;
+    int64_t unconnected_expiry;    /* ms */
     char *stats_channel;           /* "" for none */
     int64_t stats_interval;        /* ms */
     char secret[512];              /* the key, read by bx_dopts_check */

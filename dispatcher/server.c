@@ -147,15 +147,13 @@ static uint32_t s_peer(bx_server_t *srv, const void *id, size_t idlen)
     return srv->npeers++;
 }
 
-/* The cookie is the client's: keep it only if it looks like one we issue. */
-static void s_browser(const char *p, size_t len, char *out, size_t outlen)
+/* The cookie is the client's: keep it only if we could have issued it
+ * (the responder checked too; no socket is trusted). */
+static void s_browser(const char *p, size_t len, char out[BX_BROWSER_LEN + 1])
 {
     out[0] = '\0';
-    if (len == 0 || len >= outlen || len > BX_BROWSER_MAX)
+    if (!bx_browser_valid(p, len))
         return;
-    for (size_t i = 0; i < len; i++)
-        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'z')))
-            return;
     memcpy(out, p, len);
     out[len] = '\0';
 }
@@ -163,10 +161,10 @@ static void s_browser(const char *p, size_t len, char *out, size_t outlen)
 static void s_request(bx_server_t *srv, const bx_wire_msg_t *m, int64_t now)
 {
     bx_origin_t o = { s_peer(srv, m->identity, m->idlen), m->hdr.reqid };
-    char browser[BX_BROWSER_MAX + 1];
+    char browser[BX_BROWSER_LEN + 1];
     bx_batch_err_t err;
 
-    s_browser(m->part[0], m->part_len[0], browser, sizeof browser);
+    s_browser(m->part[0], m->part_len[0], browser);
     /* The responder checked the body already; a dispatcher still trusts no
      * socket, so a bad one is answered, never acted upon. */
     json_object *batch = bx_batch_parse(m->part[2], m->part_len[2], &srv->limits, &err);

@@ -10,7 +10,10 @@
 void bx_http_config_init(bx_http_config_t *cfg)
 {
     bx_limits_init(&cfg->limits);
-    cfg->cors_origins = "*";
+    /* Same-origin pages need no CORS headers; another site's page may read
+     * replies made with the visitor's cookie only where the operator said
+     * so (docs/security.md, "Cross-origin pages"). */
+    cfg->cors_origins = "";
     cfg->samesite = BX_SAMESITE_LAX;
     cfg->cookie_path = "/";
 }
@@ -168,17 +171,6 @@ error:
     return -1;
 }
 
-int bx_http_browser_valid(const char *s, size_t n)
-{
-    if (!s || n == 0 || n > BX_HTTP_BROWSER_MAX)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'z')))
-            return 0;
-    }
-    return 1;
-}
-
 int bx_http_cookie_browser(const char *cookie, char *out)
 {
     static const char name[] = "BAYEUX_BROWSER";
@@ -204,7 +196,7 @@ int bx_http_cookie_browser(const char *cookie, char *out)
         if (eq && (size_t)(eq - p) == sizeof(name) - 1
             && memcmp(p, name, sizeof(name) - 1) == 0) {
             size_t vlen = len - (size_t)(eq + 1 - p);
-            if (bx_http_browser_valid(eq + 1, vlen)) {
+            if (bx_browser_valid(eq + 1, vlen)) {
                 memcpy(out, eq + 1, vlen);
                 out[vlen] = '\0';
                 return 1;
@@ -553,14 +545,14 @@ void bx_http_write_reply(bx_buf_t *out, const bx_http_config_t *cfg,
         bx_http_jsonp_wrap(&js, r->callback ? r->callback : BX_HTTP_DEFAULT_CALLBACK,
                            body ? body : "", body ? len : 0);
         s_head(out, r, 200, "text/javascript;charset=UTF-8");
-        if (bx_http_browser_valid(browser, blen))
+        if (bx_browser_valid(browser, blen))
             s_cookie(out, cfg, r, browser, blen);
         s_body(out, js.data, js.len);
         bx_buf_free(&js);
         return;
     }
     s_head(out, r, 200, "application/json;charset=UTF-8");
-    if (bx_http_browser_valid(browser, blen))
+    if (bx_browser_valid(browser, blen))
         s_cookie(out, cfg, r, browser, blen);
     s_body(out, body ? body : "", body ? len : 0);
 }

@@ -14,7 +14,6 @@
 #include "common/wire.h"
 
 #define BX_HTTP_CALLBACK_MAX 64          /* bx_jsonp_callback_valid's limit */
-#define BX_HTTP_BROWSER_MAX 64           /* BAYEUX_BROWSER value: [0-9a-z]{1,64} */
 #define BX_HTTP_ORIGIN_MAX 255           /* longer Origin headers are ignored */
 #define BX_HTTP_DEFAULT_CALLBACK "jsonpcallback"  /* Bayeux spec default (Faye) */
 #define BX_HTTP_DEFAULT_ALLOW_HEADERS \
@@ -30,8 +29,9 @@ typedef enum {
  * option table for the life of the process). */
 typedef struct {
     bx_limits_t limits;        /* body size, batch length, JSON depth */
-    const char *cors_origins;  /* "*" reflect any Origin; "a,b" exact list;
-                                * "" or NULL: never send CORS headers */
+    const char *cors_origins;  /* "a,b" exact list; "*" reflect any Origin;
+                                * "" or NULL (default): never send CORS
+                                * headers, same-origin pages only */
     bx_samesite_t samesite;    /* SameSite attribute of BAYEUX_BROWSER */
     const char *cookie_path;   /* Path attribute of BAYEUX_BROWSER */
 } bx_http_config_t;
@@ -67,7 +67,7 @@ typedef struct {
     int preflight;         /* an OPTIONS request: answer with CORS preflight */
     int cors_wildcard;     /* preflight without Origin: allow "*" */
     size_t body_max;       /* BX_HTTP_READ_BODY: read at most this many bytes */
-    char browser[BX_HTTP_BROWSER_MAX + 1]; /* BAYEUX_BROWSER cookie, "" if none */
+    char browser[BX_BROWSER_LEN + 1]; /* BAYEUX_BROWSER cookie, "" if none */
     char *callback;        /* owned; JSONP callback name (callback-polling) */
     char *origin;          /* owned; Origin to reflect (allowed), or NULL */
     char *allow_headers;   /* owned; preflight: headers to allow, or NULL */
@@ -135,11 +135,9 @@ int bx_http_urldecode(const char *s, size_t n, bx_buf_t *out);
 int bx_http_form_get(const char *s, size_t n, const char *name, bx_buf_t *value);
 
 /* Finds a valid BAYEUX_BROWSER cookie in a Cookie header. Returns 1 with the
- * value in out (BX_HTTP_BROWSER_MAX + 1 bytes), or 0 with out = "". */
+ * value in out (BX_BROWSER_LEN + 1 bytes), or 0 with out = "". */
 int bx_http_cookie_browser(const char *cookie, char *out);
 
-/* True if s is a browser id we accept: [0-9a-z]{1,64}. */
-int bx_http_browser_valid(const char *s, size_t n);
 
 /* True if origin may be reflected in CORS headers under list (see
  * bx_http_config_t.cors_origins). Also rejects origins that are empty, too

@@ -44,7 +44,7 @@ static int64_t o_max_body = BX_DEFAULT_MAX_BODY;
 static int64_t o_max_messages = BX_DEFAULT_MAX_MESSAGES;
 static int64_t o_max_depth = BX_DEFAULT_MAX_DEPTH;
 static int64_t o_request_timeout = BX_DEFAULT_REQUEST_TIMEOUT_MS;
-static char *o_cors = "*";
+static char *o_cors = "";
 static char *o_samesite = "lax";
 static char *o_cookie_path = "/";
 static char *o_log = "-";
@@ -70,7 +70,8 @@ static const bx_option_t s_opts[] = {
     { "request-timeout", BX_OPT_MS, &o_request_timeout, 1000, 3600000,
       "answer 504 when the dispatcher has not replied by then" },
     { "cors-origins", BX_OPT_STR, &o_cors, 0, 0,
-      "\"*\" reflects any Origin, or a comma list; empty: no CORS headers" },
+      "origins whose pages may call us (comma list); \"\": same origin only; "
+      "\"*\": any site (docs/security.md)" },
     { "cookie-samesite", BX_OPT_STR, &o_samesite, 0, 0,
       "SameSite of BAYEUX_BROWSER: lax, strict or none" },
     { "cookie-path", BX_OPT_STR, &o_cookie_path, 0, 0, "Path of BAYEUX_BROWSER" },
@@ -86,7 +87,8 @@ static const char *const s_foreign[] = {
     "queue-memory", "queue-overflow", "ack", "history",
     "timestamp", "database", "synchronous", "app-endpoint", "events-endpoint", "app-mode",
     "auth", "auth-secret", "auth-secret-file", "channel-default", "channel-rules",
-    "max-message-size", "max-sessions-per-address", "publish-rate", "stats-channel",
+    "max-message-size", "max-sessions-per-address", "max-handshakes-per-request",
+    "handshake-rate", "handshake-burst", "unconnected-expiry", "publish-rate", "stats-channel",
     "stats-interval", "pidfile", NULL
 };
 

@@ -191,9 +191,10 @@ static void s_check_ok(json_object *root, const char *body, size_t len,
         json_object *ch;
         const char *s = bx_message_str(m, "channel");
         if (json_object_object_get_ex(m, "channel", &ch) &&
-            json_object_is_type(ch, json_type_string))
+            json_object_is_type(ch, json_type_string) &&
+            strlen(json_object_get_string(ch)) == (size_t)json_object_get_string_len(ch))
             CHECK(s == json_object_get_string(ch));
-        else
+        else   /* absent, no string, or a NUL inside: no identifier */
             CHECK(s == NULL);
     }
 

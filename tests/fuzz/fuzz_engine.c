@@ -76,7 +76,7 @@ typedef struct {
 
 typedef struct {
     char id[BX_CLIENTID_LEN + 1];
-    char browser[BX_BROWSER_MAX + 1];
+    char browser[BX_BROWSER_LEN + 1];
     int dead;               /* disconnected successfully */
 } s_client_t;
 
@@ -99,7 +99,7 @@ static struct {
     uint64_t nreq;
     s_client_t clients[MAX_CLIENTS];
     int nclients;
-    char browsers[MAX_BROWSERS][BX_BROWSER_MAX + 1];  /* cookies the engine set */
+    char browsers[MAX_BROWSERS][BX_BROWSER_LEN + 1];  /* cookies the engine set */
     int nbrowsers;
     size_t parked;          /* requests in R_PARKED */
     uint64_t handshakes, disconnects;
@@ -282,7 +282,7 @@ static int s_send(void *ud, const bx_origin_t *to, int status, const char *brows
             if (browser) {
                 CHECK(strlen(browser) == BX_BROWSER_LEN && !g.cur_browser[0]);
                 if (g.nbrowsers < MAX_BROWSERS)
-                    snprintf(g.browsers[g.nbrowsers++], BX_BROWSER_MAX + 1, "%s", browser);
+                    snprintf(g.browsers[g.nbrowsers++], BX_BROWSER_LEN + 1, "%s", browser);
             }
         } else {
             /* A held connect: its one reply, successful, last. */
@@ -324,7 +324,11 @@ static const char *s_pick_browser(uint8_t b)
 static void s_expect(json_object *msg, size_t k)
 {
     s_expect_t *x = &g.expect[k];
-    const char *ch = bx_message_str(msg, "channel");
+    /* The reply echoes the channel as a C string, up to a NUL in it. */
+    json_object *cv = NULL;
+    json_object_object_get_ex(msg, "channel", &cv);
+    const char *ch = json_object_is_type(cv, json_type_string) ? json_object_get_string(cv)
+                                                               : NULL;
     memset(x, 0, sizeof *x);
     x->client = -1;
     x->has_id = bx_message_id(msg, x->id, sizeof x->id) == 0 && x->id[0];

@@ -121,7 +121,7 @@ static bx_content_type_t s_ref_ctype(const char *ct)
 
 static int s_browser_ok(const char *s, size_t n)
 {
-    if (n == 0 || n > BX_HTTP_BROWSER_MAX)
+    if (n != BX_BROWSER_LEN)
         return 0;
     for (size_t i = 0; i < n; i++)
         if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'z')))
@@ -322,13 +322,13 @@ static void s_check_blocks(const bx_http_config_t *cfg, const bx_http_params_t *
 
     CHECK(bx_http_content_type(p->content_type) == s_ref_ctype(p->content_type));
 
-    char browser[BX_HTTP_BROWSER_MAX + 1];
+    char browser[BX_BROWSER_LEN + 1];
     memset(browser, 'x', sizeof browser);
     int found = bx_http_cookie_browser(p->cookie, browser);
     CHECK(found == 0 || found == 1);
     CHECK(memchr(browser, '\0', sizeof browser) != NULL);
     if (found) {
-        char want[BX_HTTP_BROWSER_MAX + 20];
+        char want[BX_BROWSER_LEN + 20];
         snprintf(want, sizeof want, "BAYEUX_BROWSER=%s", browser);
         CHECK(s_browser_ok(browser, strlen(browser)) && strstr(p->cookie, want));
     } else {

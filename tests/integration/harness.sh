@@ -19,6 +19,12 @@
 #   BX_TESTS                  test files to run (default: all *.test.mjs)
 #   BX_DISPATCHER_ARGS        extra bayeuxd flags
 #   BX_RESPONDER_ARGS         extra bayeux-fcgi flags
+#   BX_REAL_IP_FROM           the web server trusts X-Forwarded-For from these
+#                             (webconf --real-ip-from; default 127.0.0.1: the
+#                             tests act as a reverse proxy in front of it)
+#   BX_CORS_ORIGINS           the responders' cors-origins (default
+#                             http://example.test:8080, the other site the
+#                             CORS tests pretend to be)
 #   BX_WRAP                   command prefix for bayeuxd and bayeux-fcgi, e.g.
 #                             "valgrind --error-exitcode=99 --leak-check=full"
 #                             (a wrapped program that reports errors exits
@@ -32,7 +38,7 @@
 #   BX_CHROMIUM               the browser reload.test.mjs drives (default
 #                             /usr/bin/chromium; without it that test skips)
 #   BX_KEEP=1                 keep the temp dir
-# Exported to the tests: BX_URL BX_SERVER BX_TIMEOUT_MS BX_MAX_INTERVAL_MS
+# Exported to the tests: BX_URL BX_SERVER BX_TIMEOUT_MS BX_MAX_INTERVAL_MS BX_CORS_ORIGINS
 #   BX_TMP BX_PORT BX_ORIGIN BX_DOCROOT BX_DISPATCHER BX_DISPATCHER_LOG
 #   BX_BAYEUXD BX_DISPATCHER_PIDFILE BX_DATABASE BX_HISTORY BX_CTL, and
 #   BX_APP BX_EVENTS (bayeuxd's app endpoint and event stream, docs/backend.md),
@@ -54,6 +60,8 @@ top_builddir=${top_builddir:-$PWD}
 
 BX_TIMEOUT_MS=${BX_TIMEOUT_MS:-2000}
 BX_MAX_INTERVAL_MS=${BX_MAX_INTERVAL_MS:-3000}
+BX_CORS_ORIGINS=${BX_CORS_ORIGINS:-http://example.test:8080}
+BX_REAL_IP_FROM=${BX_REAL_IP_FROM-127.0.0.1}
 BX_TMP=
 bx_pids=()          # every process we started, stopped in reverse order
 bx_names=()
@@ -505,7 +513,7 @@ bx_start_server() {
         BX_PORT=$(bx_free_port) || bx_bail "cannot pick a port"
         cmd=$("$top_srcdir/contrib/webconf" --server "$server" --port "$BX_PORT" \
             --dir "$BX_TMP/state" --docroot "$BX_DOCROOT" \
-            --timeout-ms "$BX_TIMEOUT_MS" "$@") ||
+            --timeout-ms "$BX_TIMEOUT_MS" --real-ip-from "$BX_REAL_IP_FROM" "$@") ||
             bx_bail "webconf failed"
         bx_start "$server" bash -c "exec $cmd"
         pid=${bx_pids[${#bx_pids[@]} - 1]}
@@ -597,11 +605,14 @@ bx_harness() {
     if [ "$server" = lighttpd ]; then
         # lighttpd spawns two responders on "$sock-0" and "$sock-1", each
         # reading its listening socket from fd 0.
+        local sargs="--dispatcher $BX_DISPATCHER --log $BX_TMP/bayeux-fcgi.log"
+        sargs+=" --cors-origins $BX_CORS_ORIGINS ${rargs[*]}"
         bx_start_server lighttpd --fcgi "unix:$sock" --spawn "$fcgi" --workers 2 \
-            --spawn-args "--dispatcher $BX_DISPATCHER --log $BX_TMP/bayeux-fcgi.log ${rargs[*]}"
+            --spawn-args "$sargs"
     else
         bx_rcmd=("${wrap[@]}" "$fcgi" --listen "unix:$sock" --workers 2
-            --dispatcher "$BX_DISPATCHER" --log "$BX_TMP/bayeux-fcgi.log" "${rargs[@]}")
+            --dispatcher "$BX_DISPATCHER" --log "$BX_TMP/bayeux-fcgi.log"
+            --cors-origins "$BX_CORS_ORIGINS" "${rargs[@]}")
         bx_start bayeux-fcgi "${bx_rcmd[@]}"
         echo "${bx_pids[${#bx_pids[@]} - 1]}" >"$BX_TMP/bayeux-fcgi.pid"
         bx_wait_for "bayeux-fcgi's socket" 100 test -S "$sock" ||
@@ -617,7 +628,8 @@ bx_harness() {
     BX_BAYEUXCTL=$top_builddir/bayeuxctl
     export BX_URL BX_ORIGIN BX_PORT BX_SERVER BX_TIMEOUT_MS BX_MAX_INTERVAL_MS BX_TMP \
         BX_DOCROOT BX_DISPATCHER BX_DISPATCHER_LOG BX_DISPATCHER_PIDFILE BX_BAYEUXD \
-        BX_DATABASE BX_HISTORY BX_CTL BX_APP BX_EVENTS BX_BAYEUXCTL
+        BX_DATABASE BX_HISTORY BX_CTL BX_APP BX_EVENTS BX_BAYEUXCTL BX_CORS_ORIGINS \
+        BX_REAL_IP_FROM
     echo "# $server on $BX_URL, state in $BX_TMP"
 
     # Bounded: a hung test must not hold CI forever. In the background so

@@ -539,33 +539,54 @@ test('http: form-encoded POST (message=) round trip', opts(), async (t) => {
     assert.deepEqual(got[0].data, { via: 'form', text: 'a&b=c%d é' });
 });
 
-test('http: CORS preflight', opts(), async (t) => {
-    const origins = [process.env.BX_ORIGIN || 'http://localhost', 'http://example.test:8080'];
-    const cases = [['', origins[0]], ['/handshake', origins[1]], ['/', origins[1]]];
-    for (const [path, origin] of cases) {
-        const res = await httpRequest(BX_URL + path, {
-            method: 'OPTIONS',
-            headers: {
-                Origin: origin, 'Access-Control-Request-Method': 'POST',
-                'Access-Control-Request-Headers': 'content-type',
-            },
-        });
-        assert.equal(res.status, 200, `OPTIONS ${path}`);
-        assert.equal(res.headers['access-control-allow-origin'], origin, `OPTIONS ${path}`);
-        assert.equal(res.headers['access-control-allow-credentials'], 'true', `OPTIONS ${path}`);
-        assertNoCache(res, `OPTIONS ${path}`);
-    }
-});
+// The harness configures cors-origins = http://example.test:8080 (the
+// default is none: same-origin pages need no CORS headers).
+const ALLOWED_ORIGIN = (process.env.BX_CORS_ORIGINS || 'http://example.test:8080').split(',')[0];
 
-test('http: a cross-origin POST carries the CORS headers', opts(), async (t) => {
-    // Both clients send withCredentials: a browser drops the reply without these.
-    const origin = 'http://example.test:8080';
-    const c = rawClient(t);
-    const { res, reply } = await c.handshake({}, { headers: { Origin: origin } });
-    assert.equal(reply.successful, true, res.body);
-    assert.equal(res.headers['access-control-allow-origin'], origin);
-    assert.equal(res.headers['access-control-allow-credentials'], 'true');
-});
+function preflight(path, origin) {
+    return httpRequest(BX_URL + path, {
+        method: 'OPTIONS',
+        headers: {
+            Origin: origin, 'Access-Control-Request-Method': 'POST',
+            'Access-Control-Request-Headers': 'content-type',
+        },
+    });
+}
+
+test('http: CORS preflight from a configured origin is allowed, from others not', opts(),
+    async (t) => {
+        for (const path of ['', '/handshake', '/']) {
+            const res = await preflight(path, ALLOWED_ORIGIN);
+            assert.equal(res.status, 200, `OPTIONS ${path}`);
+            assert.equal(res.headers['access-control-allow-origin'], ALLOWED_ORIGIN,
+                `OPTIONS ${path}`);
+            assert.equal(res.headers['access-control-allow-credentials'], 'true',
+                `OPTIONS ${path}`);
+            assertNoCache(res, `OPTIONS ${path}`);
+        }
+        for (const origin of ['http://evil.test', process.env.BX_ORIGIN || 'http://localhost',
+            ALLOWED_ORIGIN + '.evil.test']) {
+            const res = await preflight('', origin);
+            assert.equal(res.status, 200, origin);
+            for (const h of Object.keys(res.headers))
+                assert.ok(!h.startsWith('access-control-'), `${origin}: no ${h}`);
+        }
+    });
+
+test('http: a cross-origin POST carries the CORS headers for a configured origin only',
+    opts(), async (t) => {
+        // Both clients send withCredentials: a browser drops the reply without these.
+        const c = rawClient(t);
+        const { res, reply } = await c.handshake({}, { headers: { Origin: ALLOWED_ORIGIN } });
+        assert.equal(reply.successful, true, res.body);
+        assert.equal(res.headers['access-control-allow-origin'], ALLOWED_ORIGIN);
+        assert.equal(res.headers['access-control-allow-credentials'], 'true');
+        const d = rawClient(t, { name: 'evil' });
+        const r2 = await d.handshake({}, { headers: { Origin: 'http://evil.test' } });
+        assert.equal(r2.res.headers['access-control-allow-origin'], undefined,
+            'an unknown origin is not allowed: the browser keeps the reply from its page');
+        assert.equal(r2.res.headers['access-control-allow-credentials'], undefined);
+    });
 
 test('http: every kind of response says Cache-Control: no-cache', opts(), async (t) => {
     const c = rawClient(t);

@@ -1,8 +1,11 @@
-// Security (issue 4): handshake tokens (auth = off|optional|required),
+// Security: handshake tokens (auth = off|optional|required),
 // channel rules with a {name} template and channel-default, the create
 // permission, the limits (max-message-size, max-sessions-per-address,
-// publish-rate), refusals on the event stream and in the stats op, and the
-// periodic stats channel.
+// publish-rate), handshake abuse (max-handshakes-per-request, handshake-rate,
+// unconnected-expiry, the client address behind a proxy), exact numbers and
+// identifiers (big integers, NUL in a clientId, the BAYEUX_BROWSER cookie),
+// refusals on the event stream and in the stats op, and the periodic stats
+// channel.
 //
 // Each test restarts bayeuxd with the flags it needs (useDispatcherFlags)
 // and brings back the harness's bayeuxd after. Tokens are minted here with
@@ -22,6 +25,7 @@ import path from 'node:path';
 import {
     BX_URL, BX_TMP, TIMEOUT_MS, opts, uniq, sleep, until, withTimeout, rawClient,
     useDispatcherFlags, newCometD, cometdConnected, cometdSubscribe, httpRequest, onLines,
+    nginxOpts,
 } from './lib.mjs';
 
 const T = TIMEOUT_MS;
@@ -38,9 +42,12 @@ const E = {
     tooLarge: '413::message_too_large',
     tooMany: '403::too_many_sessions',
     rate: '429::publish_rate_exceeded',
+    handshakes: '400::too_many_handshakes',
+    handshakeRate: '429::handshake_rate_exceeded',
 };
 const REFUSED_KEYS = ['message_too_large', 'too_many_sessions', 'publish_rate_exceeded',
-    'handshake_denied', 'subscribe_denied', 'publish_denied', 'create_denied'];
+    'handshake_denied', 'subscribe_denied', 'publish_denied', 'create_denied',
+    'too_many_handshakes', 'handshake_rate_exceeded'];
 
 // ------------------------------------------------------------------ tokens
 
@@ -674,6 +681,166 @@ test('publish-rate=5: a burst of 20 gets about 5 through, the rest 429; a second
     await p.mustPublish(ch, 'later2');
 });
 
+// ------------------------------------------------------------------ handshakes
+
+const HANDSHAKE = {
+    channel: '/meta/handshake', version: '1.0', minimumVersion: '1.0',
+    supportedConnectionTypes: ['long-polling'],
+};
+
+test('one POST of 1,000 handshakes (harness defaults): one session, 999 refused; a ' +
+    'bystander from the same address gets in at once', opts(30000), async (t) => {
+    const attacker = rawClient(t, { name: 'attacker' });
+    const batch = [];
+    for (let i = 0; i < 1000; i += 1) batch.push({ ...HANDSHAKE, id: String(i + 1) });
+    const res = await attacker.send(batch, { cookie: false });
+    assert.equal(res.status, 200, res.body.slice(0, 300));
+    const replies = res.messages.filter((m) => m.channel === '/meta/handshake');
+    assert.equal(replies.length, 1000, 'a reply for each handshake');
+    const ok = replies.filter((m) => m.successful === true);
+    const refused = replies.filter((m) => m.error === E.handshakes);
+    assert.equal(ok.length, 1, 'one session');
+    assert.equal(refused.length, 999, `999 refused with ${E.handshakes}`);
+    assert.deepEqual(refused.map((m) => m.id).slice(0, 2), ['2', '3'], 'each by its id');
+
+    // Someone else behind the same address (the same NAT): in at once.
+    const t0 = process.hrtime.bigint();
+    const bystander = rawClient(t, { name: 'bystander' });
+    const h = await bystander.handshake();
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    t.diagnostic(`bystander's handshake during the attack: ${h.reply.successful ? 'ok' :
+        h.reply.error} in ${ms.toFixed(1)} ms`);
+    assertOk(h, 'bystander: handshake');
+    assertOk(await bystander.connect({}, { timeoutMs: T + 5000 }), 'bystander: connect');
+});
+
+test('handshake-rate=2, handshake-burst=5: the sixth handshake at once is refused with ' +
+    '429 and advice to handshake again; CometD retries and gets in', opts(30000), async (t) => {
+    await useDispatcherFlags(t, ['--handshake-rate=2', '--handshake-burst=5',
+        '--database=:memory:']);
+    for (let i = 0; i < 5; i += 1) {
+        const c = rawClient(t, { name: `h${i}` });
+        assertOk(await c.handshake(), `h${i}: handshake`);
+    }
+    const reply = await refusedHandshake(t, 'h5', undefined, E.handshakeRate);
+    assert.equal(reply.advice && reply.advice.reconnect, 'handshake', 'advice.reconnect');
+
+    const counter = await handshakeCounter(t);
+    const cometd = newCometD(t, { url: counter.url, config: { backoffIncrement: 100 } });
+    const failures = [];
+    const joined = new Promise((resolve) => {
+        cometd.addListener('/meta/handshake', (m) => {
+            if (m.successful) resolve(m);
+            else failures.push(m);
+        });
+    });
+    cometd.handshake();
+    const ok = await withTimeout(joined, 10000, 'CometD to get a session');
+    assert.ok(ok.clientId, 'CometD has a session');
+    t.diagnostic(`CometD: ${failures.length} refused tries before it got in`);
+    for (const f of failures) assert.equal(f.error, E.handshakeRate, JSON.stringify(f));
+});
+
+test('unconnected-expiry=500ms: a session that never connects is gone within a second, ' +
+    'a connected one lives on', opts(30000), async (t) => {
+    await useDispatcherFlags(t, ['--unconnected-expiry=500ms', '--sweep-period=100ms',
+        '--database=:memory:']);
+    const idle = rawClient(t, { name: 'idle' });
+    assertOk(await idle.handshake(), 'idle: handshake');
+    const live = await session(t, 'live');
+    const ch = '/' + uniq('unconnected');
+    await sleep(1200);
+    const gone = await idle.publish(ch, 1);
+    assert.equal(gone.reply.successful, false, gone.res.body);
+    assert.equal(gone.reply.error, '402::session_unknown', 'the unconnected session expired');
+    assertOk(await live.publish(ch, 1), 'the connected session is still there');
+});
+
+test('behind a reverse proxy (nginx realip, X-Forwarded-For from 127.0.0.1): each client ' +
+    'address has its own handshake budget', nginxOpts(30000), async (t) => {
+    await useDispatcherFlags(t, ['--handshake-rate=1', '--handshake-burst=1',
+        '--database=:memory:']);
+    const from = (addr) => ({ headers: { 'X-Forwarded-For': addr } });
+    const a = rawClient(t, { name: 'a' });
+    assertOk(await a.handshake({}, from('192.0.2.10')), 'a: handshake as 192.0.2.10');
+    const a2 = rawClient(t, { name: 'a2' });
+    const r = await a2.handshake({}, from('192.0.2.10'));
+    assert.equal(r.reply.error, E.handshakeRate, '192.0.2.10 used its burst');
+    const b = rawClient(t, { name: 'b' });
+    assertOk(await b.handshake({}, from('198.51.100.7')), 'b: another address gets in');
+    const c = rawClient(t, { name: 'c' });
+    assertOk(await c.handshake(), 'c: the proxy itself (no header) too');
+});
+
+// ------------------------------------------------------------------ exact data
+
+test('an integer beyond 64 bits, -0 and long decimals are delivered exactly as published',
+    opts(), async (t) => {
+        const sub = await session(t, 'sub');
+        const ch = '/' + uniq('big');
+        await sub.mustSubscribe(ch);
+        const pub = await session(t, 'pub');
+        const numbers = ['123456789012345678901234567890', '-123456789012345678901234567890',
+            '18446744073709551616', '-0', '1e400', '0.1',
+            '3.14159265358979323846264338327950288'];
+        const data = `{"n":[${numbers.join(',')}]}`;
+        const text = `[{"channel":"${ch}","clientId":"${pub.clientId}","id":"p1",` +
+            `"data":${data}}]`;
+        const res = await pub.send(text);
+        assert.match(res.body, /"successful":true/, res.body);
+        await sub.pollUntil((got) => got.some((m) => m.channel === ch), T * 2 + 2000,
+            'the delivery');
+        let raw = sub.responses.map((x) => x.body).join('\n');
+        assert.ok(raw.includes(`"data":${data}`), `delivered as written: ${raw.slice(0, 600)}`);
+        // And as a backend publishes it (bayeuxctl, the app endpoint).
+        const ctl = process.env.BX_BAYEUXCTL;
+        if (!ctl || !fs.existsSync(ctl) || !APP) return;
+        const backendData = '{"from":"backend","n":[98765432109876543210987654321,-0]}';
+        execFileSync(ctl, ['--app-endpoint', APP, 'publish', ch, backendData]);
+        await sub.pollUntil((got) => got.filter((m) => m.channel === ch).length >= 2,
+            T * 2 + 2000, 'the backend\'s delivery');
+        raw = sub.responses.map((x) => x.body).join('\n');
+        assert.ok(raw.includes(`"data":${backendData}`), `backend's as written: ${raw}`);
+    });
+
+test('a clientId with an escaped NUL ("<id>\\u0000zz") is not the session <id>', opts(),
+    async (t) => {
+        const c = await session(t, 'nul');
+        const ch = '/' + uniq('nul');
+        const bad = c.clientId + '\u0000zz';
+        const r = await c.request({ channel: ch, data: 1, clientId: bad });
+        assert.equal(r.reply.successful, false, r.res.body);
+        assert.equal(r.reply.error, '402::session_unknown');
+        const cn = await c.request({ channel: '/meta/connect', connectionType: 'long-polling',
+            clientId: bad });
+        assert.equal(cn.reply.error, '402::session_unknown', cn.res.body);
+        assertOk(await c.publish(ch, 1), 'the real clientId still works');
+    });
+
+test('a BAYEUX_BROWSER cookie the server could not have issued is replaced by a fresh one',
+    opts(), async (t) => {
+        for (const bad of ['x', 'abc123', 'A'.repeat(26), 'a'.repeat(27), 'a'.repeat(64)]) {
+            const c = rawClient(t, { name: `cookie-${bad.length}` });
+            c.cookies.set('BAYEUX_BROWSER', bad);
+            const h = await c.handshake();
+            assertOk(h, `handshake with cookie ${bad}`);
+            const set = [].concat(h.res.headers['set-cookie'] || []).join('\n');
+            const m = /BAYEUX_BROWSER=([0-9a-z]+);/.exec(set);
+            assert.ok(m, `cookie ${bad}: a new BAYEUX_BROWSER is set: ${set}`);
+            assert.equal(m[1].length, 26, 'as the server issues them');
+            assert.notEqual(m[1], bad);
+            // The session is bound to the new cookie (now in the jar).
+            assertOk(await c.connect({}, { timeoutMs: T + 5000 }), 'connect with the new cookie');
+            const old = await c.request({ channel: '/meta/connect',
+                connectionType: 'long-polling' }, { cookie: `BAYEUX_BROWSER=${bad}` });
+            assert.equal(old.reply.error, '402::session_unknown', 'not with the made-up one');
+        }
+        // A cookie the server issued is kept: no new one.
+        const c = await session(t, 'kept');
+        const again = await c.publish('/' + uniq('kept'), 1);
+        assert.equal(again.res.headers['set-cookie'], undefined, 'an issued cookie stays');
+    });
+
 // ------------------------------------------------------------------ observability
 
 test('refusals are "refused" events on the event stream and counted by the stats op',
@@ -758,6 +925,8 @@ test('refusals are "refused" events on the event stream and counted by the stats
             subscribe_denied: 1,
             publish_denied: 1,
             create_denied: 1,
+            too_many_handshakes: 0,
+            handshake_rate_exceeded: 0,
         }, 'stats refused counts');
         for (const k of REFUSED_KEYS) {
             const reason = Object.values(E).find((e) => e.endsWith(':' + k));

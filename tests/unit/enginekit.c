@@ -38,6 +38,7 @@ sent_t *last(void)
 }
 
 bx_engine_t *g_e;
+const char *g_addr = "127.0.0.1";
 int64_t g_now = 1000000;
 uint64_t g_reqid = 1;
 
@@ -50,7 +51,7 @@ uint64_t req(int transport, const char *browser, const char *json)
         fprintf(stderr, "bad test json: %s\n", json);
         exit(2);
     }
-    bx_engine_request(g_e, &o, transport, browser, "127.0.0.1", b, g_now);
+    bx_engine_request(g_e, &o, transport, browser, g_addr, b, g_now);
     bx_engine_flush(g_e, g_now);
     json_object_put(b);
     return o.reqid;

@@ -26,6 +26,7 @@ extern int g_nsent;
 extern int g_fail_reqid;    /* send() refuses replies to this reqid */
 extern bx_engine_t *g_e;
 extern int64_t g_now;
+extern const char *g_addr;  /* the client address req() sends from */
 extern uint64_t g_reqid;
 
 int rec_send(void *ud, const bx_origin_t *to, int status, const char *browser,

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "engine_int.h"
 #include "enginekit.h"
 #include "log.h"
 #include "tap.h"
@@ -266,6 +267,11 @@ static void t_auth(void)
     hs_token("b1", tok, a);
     is_str(sfield(elem("/meta/handshake", 0), "error"), "403::handshake_denied",
            "a tampered token is denied");
+    char nul[BX_TOKEN_MINT_MAX + 16];
+    snprintf(nul, sizeof nul, "%s\\u0000zz", mint("alice", far, tok));
+    hs_token("b1", nul, a);
+    is_str(sfield(elem("/meta/handshake", 0), "error"), "403::handshake_denied",
+           "a valid token with an escaped NUL and more after it is denied");
 
     cfg.auth = BX_AUTH_OPTIONAL;
     setup(&cfg);
@@ -371,6 +377,123 @@ static void t_limits(void)
     ok(sfield(elem("/m", 0), "error") == NULL, "a second later it passes again");
 }
 
+/* Counts the handshake replies of the last response: successes, and
+ * failures with error err. */
+static void count_handshakes(int *okc, int *errc, const char *err)
+{
+    *okc = *errc = 0;
+    for (int i = 0; elem("/meta/handshake", i); i++) {
+        json_object *m = elem("/meta/handshake", i);
+        if (is_true(m, "successful"))
+            (*okc)++;
+        else if (sfield(m, "error") && strcmp(sfield(m, "error"), err) == 0)
+            (*errc)++;
+    }
+}
+
+static void t_handshake_limits(void)
+{
+    bx_engine_cfg_t cfg;
+    bx_engine_cfg_defaults(&cfg);
+    is_int((long long)cfg.max_handshakes_per_request, 1, "default: one handshake per request");
+    cfg.handshake_rate = 2;
+    cfg.handshake_burst = 5;
+    cfg.max_sessions_per_address = 50;
+    setup(&cfg);
+    g_addr = "192.0.2.1";
+    bx_buf_t b;
+    bx_buf_init(&b);
+    bx_buf_putc(&b, '[');
+    for (int i = 0; i < 1000; i++)
+        bx_buf_printf(&b, "%s{\"id\":\"%d\",\"channel\":\"/meta/handshake\",\"version\":"
+                      "\"1.0\",\"supportedConnectionTypes\":[\"long-polling\"]}",
+                      i ? "," : "", i);
+    bx_buf_putc(&b, ']');
+    req(LP, "", b.data);
+    bx_buf_free(&b);
+    int okc, errc;
+    count_handshakes(&okc, &errc, "400::too_many_handshakes");
+    is_int(okc, 1, "1,000 handshakes in one request: the first gets a session");
+    is_int(errc, 999, "the other 999 are refused with 400::too_many_handshakes");
+    json_object *m = elem("/meta/handshake", 999);
+    is_str(sfield(m, "id"), "999", "each refusal names its message");
+    bx_engine_stats_t st;
+    bx_engine_stats(g_e, &st);
+    is_int((long long)st.refused[BX_REFUSED_HANDSHAKES], 999, "counted by reason");
+    is_int((long long)st.sessions, 1, "one session made");
+
+    char cid[64];
+    for (int i = 0; i < 4; i++)
+        handshake("", cid);
+    ok(strlen(cid) > 0, "the burst (5) allows four more at once");
+    handshake("", cid);
+    m = elem("/meta/handshake", 0);
+    is_str(sfield(m, "error"), "429::handshake_rate_exceeded", "the sixth is over the rate");
+    is_str(sfield(field(m, "advice"), "reconnect"), "handshake", "with advice to try again");
+    g_addr = "192.0.2.2";
+    handshake("", cid);
+    ok(strlen(cid) > 0, "another address is not affected");
+    g_addr = "192.0.2.1";
+    g_now += 1000;
+    handshake("", cid);
+    ok(strlen(cid) > 0, "a second later: two more tokens, one...");
+    handshake("", cid);
+    ok(strlen(cid) > 0, "... two");
+    handshake("", cid);
+    is_str(sfield(elem("/meta/handshake", 0), "error"), "429::handshake_rate_exceeded",
+           "and the third is refused again");
+    g_now += 1000;
+    tick();
+    is_int((long long)bx_admit_addresses(g_e), 1,
+           "a refilled bucket is forgotten, the busy one kept");
+    g_now += 5000;
+    tick();
+    is_int((long long)bx_admit_addresses(g_e), 0, "full buckets are forgotten");
+
+    /* handshake-rate = 0: no limit. */
+    cfg.handshake_rate = 0;
+    cfg.max_handshakes_per_request = 0;
+    setup(&cfg);
+    for (int i = 0; i < 20; i++)
+        handshake("", cid);
+    ok(strlen(cid) > 0, "no rate: twenty handshakes pass");
+    g_addr = "127.0.0.1";
+}
+
+static void t_unconnected_expiry(void)
+{
+    bx_engine_cfg_t cfg;
+    bx_engine_cfg_defaults(&cfg);
+    cfg.unconnected_expiry_ms = 1000;
+    setup(&cfg);
+    char a[64], b[64], buf[256];
+    handshake("ba", a);
+    handshake("bb", b);
+    mconnect("bb", b, NULL);
+    g_now += 800;
+    subscribe("ba", a, "\"/u\"");
+    ok(is_true(elem("/meta/subscribe", 0), "successful"), "an unconnected session may subscribe");
+    g_now += 800;
+    tick();
+    snprintf(buf, sizeof buf, "[{\"channel\":\"/v\",\"clientId\":\"%s\",\"data\":1}]", a);
+    req(LP, "ba", buf);
+    ok(is_true(elem("/v", 0), "successful"), "a message keeps it alive for 1 s more");
+    g_now += 1100;
+    tick();
+    req(LP, "ba", buf);
+    is_str(sfield(elem("/v", 0), "error"), "402::session_unknown",
+           "never connected: gone 1 s after its last message");
+    g_now += 5000;
+    tick();
+    snprintf(buf, sizeof buf, "[{\"channel\":\"/v\",\"clientId\":\"%s\",\"data\":1}]", b);
+    req(LP, "bb", buf);
+    ok(is_true(elem("/v", 0), "successful"), "a connected one lives interval + max-interval");
+    g_now += 10001;
+    tick();
+    req(LP, "bb", buf);
+    is_str(sfield(elem("/v", 0), "error"), "402::session_unknown", "and then expires");
+}
+
 static void t_stats_channel(void)
 {
     bx_engine_cfg_t cfg;
@@ -403,6 +526,8 @@ int main(void)
     t_auth();
     t_rules();
     t_limits();
+    t_handshake_limits();
+    t_unconnected_expiry();
     t_stats_channel();
     reset_sent();
     bx_engine_destroy(&g_e);

@@ -190,7 +190,64 @@ static void test_limits(void)
     a = bx_batch_parse(S("{\"channel\":\"/a\\u0000b\",\"id\":\"1\"}"), &lim, &err);
     ok(a != NULL, "NUL escape in a channel parses");
     json_object *m = a ? json_object_array_get_idx(a, 0) : NULL;
-    is_str(bx_message_str(m, "channel"), "/a", "C view of it stops at the NUL");
+    ok(bx_message_str(m, "channel") == NULL, "a string with a NUL is no identifier");
+    json_object_put(a);
+    a = bx_batch_parse(S("{\"clientId\":\"abc\\u0000zz\",\"id\":\"x\\u0000\"}"), &lim,
+                       &err);
+    m = a ? json_object_array_get_idx(a, 0) : NULL;
+    ok(bx_message_str(m, "clientId") == NULL, "clientId \"<id>\\u0000zz\" is refused");
+    char id[BX_ID_MAX + 1];
+    is_int(bx_message_id(m, id, sizeof id), -1, "id with a NUL is refused");
+    json_object_put(a);
+    a = bx_batch_parse(S("{\"clientId\":\"abc\"}"), &lim, &err);
+    m = a ? json_object_array_get_idx(a, 0) : NULL;
+    is_str(bx_message_str(m, "clientId"), "abc", "a plain clientId is read");
+    json_object_put(a);
+}
+
+/* Every number comes back out as it went in: json-c alone clamps integers
+ * beyond 64 bits and turns -0 into 0. */
+static const char *const exact_numbers[] = {
+    "123456789012345678901234567890", "-123456789012345678901234567890",
+    "18446744073709551615", "18446744073709551616", "-9223372036854775808",
+    "-9223372036854775809", "9223372036854775807", "9223372036854775808",
+    "-0", "0", "-0.0", "0.1", "1e400", "-1e-400", "1E+2", "-0.5e+3",
+    "3.14159265358979323846264338327950288", "100000000000000000000000000000.5",
+    "42", "-1",
+};
+
+static void test_exact_numbers(void)
+{
+    bx_limits_t lim;
+    bx_limits_init(&lim);
+    for (size_t i = 0; i < sizeof exact_numbers / sizeof exact_numbers[0]; i++) {
+        const char *n = exact_numbers[i];
+        char text[512], want[512];
+        /* In an array, in an object, twice, and in a duplicated key. */
+        snprintf(text, sizeof text,
+                 "[{\"data\":{\"a\":[%s,{\"b\":%s}],\"c\":7,\"c\":%s},\"x\":%s}]",
+                 n, n, n, n);
+        snprintf(want, sizeof want,
+                 "[{\"data\":{\"a\":[%s,{\"b\":%s}],\"c\":%s},\"x\":%s}]", n, n, n, n);
+        bx_batch_err_t err;
+        json_object *a = bx_batch_parse(text, strlen(text), &lim, &err);
+        ok(a != NULL, "%s parses", n);
+        is_str(a ? json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN) : "", want,
+               "%s is written back as it came", n);
+        json_object_put(a);
+    }
+    bx_batch_err_t err;
+    json_object *a = bx_batch_parse(S("[{\"a\":99999999999999999999999}]"), &lim, &err);
+    json_object *v = a ? json_object_object_get(json_object_array_get_idx(a, 0), "a") : NULL;
+    ok(json_object_is_type(v, json_type_double), "a big integer is no json-c integer");
+    ok(v && json_object_get_double(v) > 9.9e22 && json_object_get_double(v) < 1.1e23,
+       "its value is the nearest double");
+    json_object_put(a);
+    a = bx_batch_parse(S("[{\"a\":0.0e-0000000001}]"), &lim, &err);
+    ok(!a && err == BX_BATCH_BAD_NUMBER, "a number spelled like a stand-in is refused");
+    a = bx_batch_parse(S("[{\"a\":\"0.0e-0000000000\",\"b\":-0}]"), &lim, &err);
+    is_str(a ? json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN) : "",
+           "[{\"a\":\"0.0e-0000000000\",\"b\":-0}]", "a string like a stand-in is data");
     json_object_put(a);
 }
 
@@ -198,7 +255,7 @@ static void test_errors(void)
 {
     const bx_batch_err_t all[] = {
         BX_BATCH_TOO_LARGE, BX_BATCH_BAD_UTF8, BX_BATCH_BAD_JSON, BX_BATCH_TOO_DEEP,
-        BX_BATCH_NOT_MESSAGES, BX_BATCH_EMPTY, BX_BATCH_TOO_MANY
+        BX_BATCH_NOT_MESSAGES, BX_BATCH_EMPTY, BX_BATCH_TOO_MANY, BX_BATCH_BAD_NUMBER
     };
     is_int(bx_batch_http_status(BX_BATCH_OK), 200, "ok is 200");
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
@@ -307,6 +364,7 @@ int main(void)
     test_batch_table();
     test_limits();
     test_errors();
+    test_exact_numbers();
     test_message_id();
     test_jsonp();
     done_testing();

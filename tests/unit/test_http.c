@@ -246,23 +246,31 @@ static void s_form(void)
     }
 }
 
+/* A browser id as bayeuxd issues them. */
+#define KID "k3y9k3y9k3y9k3y9k3y9k3y9k3"
+#define IA "abcdefghijklmnopqrstuvwxy0"
+#define IB "0123456789abcdefghijklmnop"
+#define IC "zyxwvutsrqponmlkjihgfedcba"
+
 static void s_cookies(void)
 {
     static const struct { const char *in; const char *want; } t[] = {
-        { NULL, "" }, { "", "" }, { "BAYEUX_BROWSER=abc123", "abc123" },
-        { "a=b; BAYEUX_BROWSER=xyz9; c=d", "xyz9" }, { "a=b;BAYEUX_BROWSER=q1", "q1" },
-        { "BAYEUX_BROWSER=ABC", "" }, { "BAYEUX_BROWSER=", "" },
-        { "BAYEUX_BROWSER=\"abc\"", "" }, { "BAYEUX_BROWSER=a b", "" },
-        { "BAYEUX_BROWSER=bad!; BAYEUX_BROWSER=good1", "good1" },
-        { "XBAYEUX_BROWSER=abc; bayeux_browser=abc", "" },
-        { "BAYEUX_BROWSER=first1; BAYEUX_BROWSER=second2", "first1" },
+        { NULL, "" }, { "", "" }, { "BAYEUX_BROWSER=" IA, IA },
+        { "a=b; BAYEUX_BROWSER=" IB "; c=d", IB }, { "a=b;BAYEUX_BROWSER=" IC, IC },
+        { "BAYEUX_BROWSER=ABCDEFGHIJKLMNOPQRSTUVWXYZ", "" }, { "BAYEUX_BROWSER=", "" },
+        { "BAYEUX_BROWSER=\"" IA "\"", "" }, { "BAYEUX_BROWSER=a b", "" },
+        { "BAYEUX_BROWSER=bad!; BAYEUX_BROWSER=" IB, IB },
+        { "XBAYEUX_BROWSER=" IA "; bayeux_browser=" IA, "" },
+        { "BAYEUX_BROWSER=" IA "; BAYEUX_BROWSER=" IB, IA },
+        /* Only what bayeuxd issues: 26 of [0-9a-z], no shorter, no longer. */
+        { "BAYEUX_BROWSER=a", "" }, { "BAYEUX_BROWSER=abc123", "" },
+        { "BAYEUX_BROWSER=abcdefghijklmnopqrstuvwxy", "" }, { "BAYEUX_BROWSER=" IA "0", "" },
+        { "BAYEUX_BROWSER=short; BAYEUX_BROWSER=" IC, IC },
         { "BAYEUX_BROWSER=0123456789012345678901234567890123456789012345678901234567890123",
-          "0123456789012345678901234567890123456789012345678901234567890123" },
-        { "BAYEUX_BROWSER=01234567890123456789012345678901234567890123456789012345678901234",
           "" },
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
-        char out[BX_HTTP_BROWSER_MAX + 1];
+        char out[BX_BROWSER_LEN + 1];
         int found = bx_http_cookie_browser(t[i].in, out);
         is_str(out, t[i].want, "cookie '%s'", t[i].in ? t[i].in : "(none)");
         is_int(found, t[i].want[0] != '\0', "cookie '%s': found", t[i].in ? t[i].in : "(none)");
@@ -350,11 +358,11 @@ static void s_responses(void)
 
     bx_buf_reset(&b);
     r.origin = bx_strdup("http://a.com");
-    bx_http_write_reply(&b, &cfg, &r, 200, "k3y9", 4, json, strlen(json));
+    bx_http_write_reply(&b, &cfg, &r, 200, KID, 26, json, strlen(json));
     ok(s_has(&b, "Access-Control-Allow-Origin: http://a.com\r\n"
                  "Access-Control-Allow-Credentials: true\r\nVary: Origin\r\n"),
        "reply: CORS headers for an allowed Origin");
-    ok(s_has(&b, "Set-Cookie: BAYEUX_BROWSER=k3y9; Path=/; HttpOnly; SameSite=Lax\r\n"),
+    ok(s_has(&b, "Set-Cookie: BAYEUX_BROWSER=" KID "; Path=/; HttpOnly; SameSite=Lax\r\n"),
        "reply: cookie, SameSite=Lax by default");
 
     bx_buf_reset(&b);
@@ -364,15 +372,15 @@ static void s_responses(void)
     cfg.samesite = BX_SAMESITE_NONE;
     cfg.cookie_path = "/app";
     bx_buf_reset(&b);
-    bx_http_write_reply(&b, &cfg, &r, 200, "k3y9", 4, json, strlen(json));
+    bx_http_write_reply(&b, &cfg, &r, 200, KID, 26, json, strlen(json));
     ok(s_has(&b, "; Path=/app; HttpOnly; SameSite=None\r\n"), "reply: SameSite=None, no TLS");
     r.https = 1;
     bx_buf_reset(&b);
-    bx_http_write_reply(&b, &cfg, &r, 200, "k3y9", 4, json, strlen(json));
+    bx_http_write_reply(&b, &cfg, &r, 200, KID, 26, json, strlen(json));
     ok(s_has(&b, "SameSite=None; Secure\r\n"), "reply: SameSite=None gets Secure over TLS");
     cfg.samesite = BX_SAMESITE_STRICT;
     bx_buf_reset(&b);
-    bx_http_write_reply(&b, &cfg, &r, 200, "k3y9", 4, json, strlen(json));
+    bx_http_write_reply(&b, &cfg, &r, 200, KID, 26, json, strlen(json));
     ok(s_has(&b, "SameSite=Strict\r\n") && !s_has(&b, "Secure"), "reply: SameSite=Strict");
     bx_http_config_init(&cfg);
 
@@ -474,12 +482,28 @@ static void s_begin_context(void)
     memset(&p, 0, sizeof p);
     p.method = "POST";
     p.origin = "http://a.com";
-    p.cookie = "x=1; BAYEUX_BROWSER=b1";
+    p.cookie = "x=1; BAYEUX_BROWSER=" IB;
     p.https = "on";
     bx_http_req_init(&r);
+    bx_http_begin(&cfg, &p, &r);
+    ok(r.origin == NULL, "default: no origin is reflected (same-origin pages only)");
+    bx_http_req_clear(&r);
+    bx_buf_t out;
+    bx_buf_init(&out);
+    p.method = "OPTIONS";
+    bx_http_req_init(&r);
+    bx_http_begin(&cfg, &p, &r);
+    bx_http_write_immediate(&out, &cfg, &r);
+    ok(!strstr(out.data, "Access-Control"), "default: a preflight from a.com gets no CORS");
+    bx_http_req_clear(&r);
+    bx_buf_free(&out);
+    p.method = "POST";
+
+    cfg.cors_origins = "https://b.com, http://a.com";
+    bx_http_req_init(&r);
     is_int(bx_http_begin(&cfg, &p, &r), BX_HTTP_READ_BODY, "POST: read the body");
-    is_str(r.origin, "http://a.com", "POST: origin kept for the reply");
-    is_str(r.browser, "b1", "POST: browser id from the cookie");
+    is_str(r.origin, "http://a.com", "POST: a configured origin is kept for the reply");
+    is_str(r.browser, IB, "POST: browser id from the cookie");
     is_int(r.https, 1, "POST: HTTPS=on seen");
     bx_http_req_clear(&r);
 

@@ -277,8 +277,26 @@ static void test_log(void)
     is_int(bx_log_open("testd", "/nonexistent-dir/x.log"), -1, "unwritable log path");
 }
 
+static void test_bucket(void)
+{
+    bx_bucket_t b = { 0, 0, 0 };
+    int took = 0;
+    for (int i = 0; i < 10; i++)
+        took += bx_bucket_take(&b, 2, 3, 1000);
+    is_int(took, 3, "a fresh bucket gives its burst at once");
+    ok(!bx_bucket_full(&b, 2, 3, 1000), "and is not full then");
+    is_int(bx_bucket_take(&b, 2, 3, 1499), 0, "0.998 tokens later: still none");
+    is_int(bx_bucket_take(&b, 2, 3, 1500), 1, "half a second at 2/s: one");
+    ok(bx_bucket_full(&b, 2, 3, 3000), "full again after burst / rate");
+    took = 0;
+    for (int i = 0; i < 10; i++)
+        took += bx_bucket_take(&b, 2, 3, 100000);
+    is_int(took, 3, "never more than the burst, however long it rested");
+}
+
 int main(void)
 {
+    test_bucket();
     test_buf();
     test_json_string();
     test_random();
