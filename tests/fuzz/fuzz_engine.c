@@ -32,7 +32,8 @@
  * its disconnect, and with browser binding only with its own cookie; a
  * delivery carries the channel and data (as JSON values) of a message some
  * client published; a message whose channel, or a subscribe whose
- * subscription, holds a NUL never succeeds.
+ * subscription, holds a NUL never succeeds; the sessions of the one
+ * address requests come from stay within max_sessions_per_address.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -120,6 +121,8 @@ static struct {
     int nbrowsers;
     size_t parked;          /* requests in R_PARKED */
     uint64_t handshakes, disconnects;
+    uint64_t handshakes_base;   /* the same two when the engine last */
+    uint64_t disconnects_base;  /* started (restarts forget addresses) */
     int fail_sends;         /* sends may fail (responder gone) */
     bx_store_t *store;      /* ack, history and restarts are on */
     uint64_t expired_base;  /* expired and overflowed sessions of engines */
@@ -342,6 +345,14 @@ static void s_check_stats(void)
     CHECK(st.parked <= st.sessions);
     CHECK(st.sessions + g.disconnects + st.expired + g.expired_base + st.overflowed +
           g.overflow_base == g.handshakes);
+    /* Every request comes from one address: sessions made since the start,
+     * less all that ended since (a bound from below of those of the
+     * address), never exceed its limit, however many handshakes a batch
+     * holds. */
+    if (g.cfg.max_sessions_per_address > 0)
+        CHECK(g.handshakes - g.handshakes_base <=
+              (uint64_t)g.cfg.max_sessions_per_address + (g.disconnects - g.disconnects_base) +
+              st.expired + st.overflowed);
 }
 
 /* ---- requests ---- */
@@ -739,6 +750,8 @@ static void s_op_restart(void)
     g.expired_base += before.expired;
     g.overflow_base += before.overflowed;
     g.restarts++;
+    g.handshakes_base = g.handshakes;
+    g.disconnects_base = g.disconnects;
     g.e = bx_engine_new(&g.cfg, s_send, NULL);
     CHECK(bx_engine_load(g.e, g.store, g.now) == 0);
     CHECK(bx_engine_flush(g.e, g.now) == 0);
