@@ -75,6 +75,8 @@ NUL_BATCHES = [
     '[{"channel":"/chat/a\\u0000x","clientId":"abc","data":1}]',
     '[{"channel":"/chat/a","clientId":"abc","id":"1\\u00002","data":1}]',
     '[{"channel":"/chat/a","clientId":"abc","data":"\\u0000","ext":{"a\\u0000b":"\\u0000"}}]',
+    # json-c cuts a key at its NUL: this data would be delivered as {"a":2}.
+    '[{"channel":"/chat/a","clientId":"abc","data":{"a\\u0000b":1,"a":2}}]',
 ]
 
 
@@ -291,6 +293,7 @@ def gen_engine():
         '[{"channel":"/chat/a\\u0000x","clientId":"$1","data":2}]',
         '[{"channel":"/chat/a","clientId":"$1","data":"\\u0000","ext":{"a\\u0000b":"\\u0000"}}]',
         '[{"channel":"/chat/a","clientId":"$1","id":"1\\u00002","data":4}]',
+        '[{"channel":"/chat/a","clientId":"$1","data":{"a\\u0000b":1,"a":2}}]',
         '[{"channel":"/meta/handshake\\u0000","version":"1.0"}]',
         '[{"channel":"/meta/disconnect","clientId":"$1\\u0000"}]',
     ):
