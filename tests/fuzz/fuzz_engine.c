@@ -1,13 +1,18 @@
 /* fuzz_engine.c - the dispatcher engine driven by random programs.
  *
  * Input: byte 0 and 1 choose the configuration (timeouts, queue limit,
- * browser binding, duplicate-connect status, failing sends); the rest is a
+ * browser binding, duplicate-connect status, failing sends, sessions per
+ * address); the rest is a
  * program, one operation per opcode byte:
  *   0  a batch of 1-4 messages built from the next bytes: channel, clientId
  *      (mostly ones earlier handshakes returned), id, and per channel
  *      advice, subscription or data, each sometimes wrong or of a wrong type
  *   1  a raw batch: a length byte and that much JSON text, put through
- *      bx_batch_parse like the dispatcher does (dropped if refused)
+ *      bx_batch_parse like the dispatcher does (dropped if refused); with
+ *      bit 3 of the opcode set, "$" and a digit d in the text stand for
+ *      the clientId of the d-th session (modulo their number), "$*" and a
+ *      byte k for k KiB of "x", so a program can name real sessions and
+ *      carry messages of up to 255 KiB
  *   2  time passes (0 ms to 1000 s) and bx_engine_tick runs
  *   3  bx_engine_cancel of a held connect, or of a request that is not held
  *   4-7  shortcuts: handshake, connect, subscribe, publish
@@ -24,7 +29,11 @@
  * batch, in order, echoing its channel and valid id; non-200 replies only
  * release a superseded connect; sessions = handshakes - disconnects -
  * expired; a clientId is only ever accepted after its handshake and before
- * its disconnect, and with browser binding only with its own cookie.
+ * its disconnect, and with browser binding only with its own cookie; a
+ * delivery carries the channel and data (as JSON values) of a message some
+ * client published; a message whose channel, or a subscribe whose
+ * subscription, holds a NUL never succeeds; the sessions of the one
+ * address requests come from stay within max_sessions_per_address.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -46,6 +55,7 @@
 #define MAX_CLIENTS 16
 #define MAX_BROWSERS 8
 #define MAX_MSGS 8
+#define MAX_PUBLISHED 256
 
 /* ---- deterministic randomness ----
  * The engine draws clientIds and browser ids from getrandom(). Defining it
@@ -89,7 +99,15 @@ typedef struct {
     int kind;               /* 'H'andshake, 'D'isconnect, other 0 */
     int client;             /* index in g.clients of its clientId, or -1 */
     int unknown_client;     /* a clientId string no handshake returned */
+    int nul;                /* its channel or a subscription holds a NUL */
 } s_expect_t;
+
+/* A message a client sent with data on a channel that is not /meta: what
+ * any delivery must be one of. */
+typedef struct {
+    char *channel;
+    json_object *data;
+} s_published_t;
 
 static struct {
     bx_engine_cfg_t cfg;
@@ -103,6 +121,8 @@ static struct {
     int nbrowsers;
     size_t parked;          /* requests in R_PARKED */
     uint64_t handshakes, disconnects;
+    uint64_t handshakes_base;   /* the same two when the engine last */
+    uint64_t disconnects_base;  /* started (restarts forget addresses) */
     int fail_sends;         /* sends may fail (responder gone) */
     bx_store_t *store;      /* ack, history and restarts are on */
     uint64_t expired_base;  /* expired and overflowed sessions of engines */
@@ -115,6 +135,9 @@ static struct {
     s_expect_t expect[MAX_MSGS];
     size_t nexpect;
     int cur_answered;
+    s_published_t published[MAX_PUBLISHED];
+    size_t npublished;
+    int published_overflow; /* more than MAX_PUBLISHED: no delivery check */
 } g;
 
 static const uint8_t *g_in, *g_end;
@@ -192,6 +215,8 @@ static void s_check_reply(json_object *reply, const s_expect_t *x, const char *s
         CHECK(s_str(reply, "error") != NULL);
         return;
     }
+    /* "/chat/a\u0000x" is not "/chat/a": a name cut at a NUL is refused. */
+    CHECK(!x->nul);
     if (x->kind == 'H') {
         s_learn_handshake(reply, set_browser);
         return;
@@ -239,6 +264,19 @@ static json_object *s_check_body(const char *body, size_t len)
             const char *name = json_object_get_string(ch);
             size_t nlen = (size_t)json_object_get_string_len(ch);
             CHECK(strlen(name) == nlen && bx_channel_parse(name, nlen) == BX_CHAN_NAME);
+            /* Exactly what was published: the same channel, the same data
+             * (as JSON values: json-c writes numbers its own way). */
+            json_object *data;
+            json_object_object_get_ex(m, "data", &data);
+            int found = g.published_overflow;
+            for (size_t k = 0; k < g.npublished && !found; k++)
+                found = strcmp(g.published[k].channel, name) == 0 &&
+                        json_object_equal(g.published[k].data, data);
+            if (!found) {
+                fprintf(stderr, "fuzz_engine: delivery of data nobody published: %s\n",
+                        json_object_to_json_string(m));
+                abort();
+            }
         } else {
             replies++;
         }
@@ -307,6 +345,14 @@ static void s_check_stats(void)
     CHECK(st.parked <= st.sessions);
     CHECK(st.sessions + g.disconnects + st.expired + g.expired_base + st.overflowed +
           g.overflow_base == g.handshakes);
+    /* Every request comes from one address: sessions made since the start,
+     * less all that ended since (a bound from below of those of the
+     * address), never exceed its limit, however many handshakes a batch
+     * holds. */
+    if (g.cfg.max_sessions_per_address > 0)
+        CHECK(g.handshakes - g.handshakes_base <=
+              (uint64_t)g.cfg.max_sessions_per_address + (g.disconnects - g.disconnects_base) +
+              st.expired + st.overflowed);
 }
 
 /* ---- requests ---- */
@@ -318,6 +364,13 @@ static const char *s_pick_browser(uint8_t b)
     if ((b & 7) < 5 || g.nbrowsers == 0)
         return fixed[(b & 7) % 5];
     return g.browsers[(b >> 3) % g.nbrowsers];
+}
+
+/* A string value with a NUL inside. */
+static int s_has_nul(json_object *v)
+{
+    return json_object_is_type(v, json_type_string) &&
+           strlen(json_object_get_string(v)) != (size_t)json_object_get_string_len(v);
 }
 
 /* Notes what message k must get back, read from the batch itself. */
@@ -343,6 +396,29 @@ static void s_expect(json_object *msg, size_t k)
     if (cid) {
         x->client = s_find_client(cid);
         x->unknown_client = x->client < 0;
+    }
+    json_object *v;
+    if (json_object_object_get_ex(msg, "channel", &v))
+        x->nul |= s_has_nul(v);
+    if (ch && strncmp(ch, "/meta/", 6) == 0) {
+        if (json_object_object_get_ex(msg, "subscription", &v)) {
+            if (json_object_is_type(v, json_type_array)) {
+                for (size_t i = 0; i < json_object_array_length(v); i++)
+                    x->nul |= s_has_nul(json_object_array_get_idx(v, i));
+            } else {
+                x->nul |= s_has_nul(v);
+            }
+        }
+    } else if (ch && !x->nul && json_object_object_get_ex(msg, "data", &v)) {
+        if (g.npublished == MAX_PUBLISHED) {
+            g.published_overflow = 1;
+            return;
+        }
+        s_published_t *p = &g.published[g.npublished++];
+        p->channel = strdup(ch);
+        if (!p->channel)
+            abort();
+        p->data = json_object_get(v);
     }
 }
 
@@ -538,19 +614,44 @@ static void s_op_batch(int chsel)
     bx_buf_free(&b);
 }
 
-static void s_op_raw(void)
+/* Raw text with "$d" for a session's clientId and "$*k" for k KiB. */
+static void s_expand(bx_buf_t *b, const uint8_t *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] != '$' || i + 1 == len) {
+            bx_buf_putc(b, (char)p[i]);
+        } else if (p[i + 1] >= '0' && p[i + 1] <= '9') {
+            if (g.nclients > 0)
+                bx_buf_puts(b, g.clients[(p[i + 1] - '0') % g.nclients].id);
+            i++;
+        } else if (p[i + 1] == '*' && i + 2 < len) {
+            size_t n = (size_t)p[i + 2] * 1024;
+            bx_buf_reserve(b, n);
+            memset(b->data + b->len, 'x', n);
+            b->len += n;
+            b->data[b->len] = '\0';
+            i += 2;
+        } else {
+            bx_buf_putc(b, '$');
+        }
+    }
+}
+
+static void s_op_raw(int expand)
 {
     uint8_t how = s_byte();
     size_t len = s_byte();
     if (len > (size_t)(g_end - g_in))
         len = (size_t)(g_end - g_in);
-    char *text = malloc(len ? len : 1);
-    if (!text)
-        abort();
-    memcpy(text, g_in, len);
+    bx_buf_t b;
+    bx_buf_init(&b);
+    if (expand)
+        s_expand(&b, g_in, len);
+    else
+        bx_buf_append(&b, g_in, len);
     g_in += len;
-    s_request_text(text, len, how);
-    free(text);
+    s_request_text(b.data ? b.data : "", b.len, how);
+    bx_buf_free(&b);
 }
 
 static void s_op_tick(void)
@@ -614,6 +715,9 @@ static void s_setup(uint8_t a, uint8_t b)
     g.cfg.browser_binding = !(a & 16);
     g.cfg.interval_ms = intervals[(a >> 5) & 1];
     g.fail_sends = (a >> 6) & 1;
+    /* A handful: enough for one batch of handshakes to use them all up. */
+    if (a & 128)
+        g.cfg.max_sessions_per_address = 4;
     g.cfg.max_interval_ms = max_intervals[b & 3];
     g.cfg.sweep_period_ms = sweeps[(b >> 2) & 3];
     g.cfg.duplicate_connect_status = b & 16 ? 408 : 500;
@@ -650,6 +754,8 @@ static void s_op_restart(void)
     g.expired_base += before.expired;
     g.overflow_base += before.overflowed;
     g.restarts++;
+    g.handshakes_base = g.handshakes;
+    g.disconnects_base = g.disconnects;
     g.e = bx_engine_new(&g.cfg, s_send, NULL);
     CHECK(bx_engine_load(g.e, g.store, g.now) == 0);
     CHECK(bx_engine_flush(g.e, g.now) == 0);
@@ -673,7 +779,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint8_t op = s_byte();
         switch (op & 7) {
         case 0: s_op_batch(-1); break;
-        case 1: s_op_raw(); break;
+        case 1: s_op_raw(op & 8); break;
         case 2: s_op_tick(); break;
         case 3:
             if (g.store && (op & 0xf8) == 0xf8)
@@ -696,6 +802,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     bx_engine_destroy(&g.e);
     CHECK(g.e == NULL);
+    for (size_t k = 0; k < g.npublished; k++) {
+        free(g.published[k].channel);
+        json_object_put(g.published[k].data);
+    }
     if (g.store) {
         CHECK(bx_store_check(g.store, NULL) == 0);
         bx_store_close(&g.store);

@@ -59,7 +59,7 @@ static void s_drain(void)
 
 static int s_known_type(uint8_t t)
 {
-    return t == 'Q' || t == 'C' || t == 'R' || t == 'H';
+    return t == 'Q' || t == 'C' || t == 'R' || t == 'H' || t == 'N';
 }
 
 static void s_check_header(const uint8_t *p, size_t n)
@@ -81,7 +81,7 @@ static void s_check_header(const uint8_t *p, size_t n)
         memcpy(&in.status, p + 4, 4);
         memcpy(&in.reqid, p + 8, 8);
         in.version = p[0];
-        in.type = "QCRH"[p[1] & 3];
+        in.type = "QCRHN"[p[1] % 5];
         in.transport = p[2];
         in.flags = p[3];
         bx_wire_hdr_encode(&in, out);
