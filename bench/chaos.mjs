@@ -721,6 +721,23 @@ function missing(s, pubs) {
     return n;
 }
 
+// CHAOS_INJECT=1 (bench/chaos --inject): proves the checker can fail. The
+// first ack subscriber's record loses one delivery of the first stream, gets
+// another one twice on the same page, and two more swapped: the report must
+// show 1 lost, 1 duplicated and 1 reordered more, as violations.
+function inject(s, pub) {
+    const mine = s.got.map((g, i) => [g, i]).filter(([g]) => g.p === pub.name);
+    if (mine.length < 40) return;
+    const at = (k) => mine[Math.floor(mine.length * k)][1];
+    const k = Math.floor(mine.length * 0.5);
+    const [a, b] = [mine[k][1], mine[k + 1][1]];
+    [s.got[a], s.got[b]] = [s.got[b], s.got[a]];
+    s.got.splice(at(0.75) + 1, 0, { ...s.got[at(0.75)] });
+    s.got.splice(at(0.25), 1);
+    say(`injected into ${s.name}: one delivery of ${pub.name} removed, one doubled, ` +
+        'two swapped');
+}
+
 function table(rows) {
     const cols = ['mode', 'received', 'expected', 'lost', 'allowed-lost', 'duplicated',
         'allowed-dup', 'reordered', 'sessions-lost', 'violations'];
@@ -825,6 +842,7 @@ test(`chaos: seed ${SEED}, ${DURATION_MS / 1000} s of faults behind ${BX_SERVER}
             }
         }).join('\n');
         const pubs = [...ctx.pubs, ctx.big];
+        if (env.CHAOS_INJECT) inject(ctx.subs[0], pubs[0]);
         const rows = MODES.map((mode) => {
             const sum = { mode, received: 0, expected: 0, lost: 0, 'allowed-lost': 0,
                 duplicated: 0, 'allowed-dup': 0, reordered: 0, 'sessions-lost': 0,
