@@ -262,7 +262,7 @@ class Subscriber {
         this.sessions = [];     // { clientId, from (subscribed), to (ended) }
         this.clientId = null;
         this.sessionsLost = 0;
-        this.events = [];       // times of this client's lossy events
+        this.events = [];       // this client's lossy events: { at, what }
         this.client = null;
         this.retired = [];      // earlier pages' CometD objects
         this.notes = [];        // what the report shows about this client
@@ -305,7 +305,7 @@ class Subscriber {
         } else if (m.channel === '/meta/subscribe' && m.successful === true) {
             this.subscribed();
         } else if (m.channel === '/meta/connect' && m.successful === false) {
-            this.events.push(now());
+            this.events.push({ at: now(), what: 'failed connect' });
             this.lastError = `${since()}: ${m.error || (m.failure && m.failure.reason) || '?'}`;
             if (String(m.error || '').startsWith('402')) this.endSession();
         }
@@ -321,7 +321,7 @@ class Subscriber {
         f._dispatcher.retry = 1;
         f._dispatcher.bxChaos = {
             inflight: new Set(),
-            failed: () => this.events.push(now()),
+            failed: () => this.events.push({ at: now(), what: 'failed request' }),
         };
         f.addExtension({
             incoming: (m, cb) => {
@@ -375,7 +375,7 @@ class Subscriber {
     }
 
     async abort() {
-        this.events.push(now());
+        this.events.push({ at: now(), what: 'abort' });
         if (this.mode === 'faye') {
             for (const req of this.client._dispatcher.bxChaos.inflight) req.destroy();
         } else {
@@ -386,7 +386,7 @@ class Subscriber {
 
     async reload() {
         const old = this.client;
-        this.events.push(now());
+        this.events.push({ at: now(), what: 'reload' });
         old.reload();
         // The old page is gone: it must not disconnect the session at the
         // end (newCometD's cleanup would).
@@ -394,7 +394,7 @@ class Subscriber {
         this.retired.push(old);
         this.page += 1;
         await this.startCometD(old);
-        this.events.push(now());
+        this.events.push({ at: now(), what: 'reload' });
     }
 }
 
@@ -630,7 +630,7 @@ const run = {
         say(`disk full (${(bytes / 1048576).toFixed(1)} MB written)`);
         // Traffic goes on: large messages need new pages of the database.
         const until = now() + 2000 + Math.floor(r[0] * 4000);
-        for (let i = 0; i < 8 && now() < until; i += 1) await ctx.big.publishOne(200000);
+        for (let i = 0; i < 24 && now() < until; i += 1) await ctx.big.publishOne(200000);
         if (until > now()) await sleep(until - now());
         fs.unlinkSync(file);
         state.diskFull = false;
@@ -647,15 +647,20 @@ function queueBounded(log, clientId) {
         /queue|dropp|budget|overflow/i.test(l));
 }
 
+// What could have lost a reply or a queue between from and to (its name),
+// or null: a fault to everyone first, then the client's own events.
 function lossyBetween(s, from, to) {
-    return globalEvents.some((e) => e.to >= from && e.from <= to) ||
-        s.events.some((t) => t >= from && t <= to);
+    const all = globalEvents.find((e) => e.to >= from && e.from <= to);
+    if (all) return all.what;
+    const mine = s.events.find((e) => e.at >= from && e.at <= to);
+    return mine ? mine.what : null;
 }
 
 // One subscriber against the publishers' records.
 function check(s, pubs, end, dlog) {
     const r = { received: 0, expected: 0, lost: 0, allowedLost: 0, duplicated: 0,
-        allowedDup: 0, reordered: 0, sessionsLost: s.sessionsLost, notes: [...s.notes] };
+        allowedDup: 0, reordered: 0, sessionsLost: s.sessionsLost, notes: [...s.notes],
+        causes: {}, runs: [] };
     const ack = s.mode === 'cometd-ack';
     const bounded = s.sessions.some((x) => queueBounded(dlog, x.clientId));
     for (const pub of pubs) {
@@ -699,9 +704,21 @@ function check(s, pubs, end, dlog) {
             }
             const from = before === null ? rec.sent : Math.min(before, rec.sent);
             const to = after === null ? end : after;
-            if (bounded) r.allowedLost += 1;
-            else if (!ack && lossyBetween(s, from, to)) r.allowedLost += 1;
-            else if (r.notes.length < 50) r.notes.push(`${pub.name} ${n} lost`);
+            const cause = bounded ? 'queue bound' : !ack && lossyBetween(s, from, to);
+            if (cause) {
+                r.allowedLost += 1;
+                r.causes[cause] = (r.causes[cause] || 0) + 1;
+                // Runs of consecutive losses, for the report.
+                const run = r.runs[r.runs.length - 1];
+                if (run && run.p === pub.name && run.to === n - 1 && run.cause === cause) {
+                    run.to = n;
+                } else {
+                    r.runs.push({ p: pub.name, from: n, to: n, cause,
+                        at: ((rec.sent - t0) / 1000).toFixed(1) });
+                }
+            } else if (r.notes.length < 50) {
+                r.notes.push(`${pub.name} ${n} lost`);
+            }
         });
     }
     r.violations = (r.lost - r.allowedLost) + (r.duplicated - r.allowedDup) + r.reordered +
@@ -846,7 +863,7 @@ test(`chaos: seed ${SEED}, ${DURATION_MS / 1000} s of faults behind ${BX_SERVER}
         const rows = MODES.map((mode) => {
             const sum = { mode, received: 0, expected: 0, lost: 0, 'allowed-lost': 0,
                 duplicated: 0, 'allowed-dup': 0, reordered: 0, 'sessions-lost': 0,
-                violations: 0, notes: [] };
+                violations: 0, notes: [], causes: {}, runs: [] };
             for (const s of ctx.subs.filter((x) => x.mode === mode)) {
                 const c = check(s, pubs, end, dlog);
                 sum.received += c.received;
@@ -858,6 +875,10 @@ test(`chaos: seed ${SEED}, ${DURATION_MS / 1000} s of faults behind ${BX_SERVER}
                 sum.reordered += c.reordered;
                 sum['sessions-lost'] += c.sessionsLost;
                 sum.violations += c.violations;
+                for (const x of c.runs) sum.runs.push({ ...x, s: s.name });
+                for (const [k, v] of Object.entries(c.causes)) {
+                    sum.causes[k] = (sum.causes[k] || 0) + v;
+                }
                 for (const note of c.notes.slice(0, 10)) sum.notes.push(`${s.name}: ${note}`);
             }
             return sum;
@@ -880,6 +901,15 @@ test(`chaos: seed ${SEED}, ${DURATION_MS / 1000} s of faults behind ${BX_SERVER}
         for (const f of failures.slice(0, 10)) report(`fault step failed: ${f}`);
         for (const line of table(rows)) report(line);
         for (const row of rows) {
+            if (row['allowed-lost'] > 0) {
+                report(`  ${row.mode}: allowed losses, by what happened in the gap: ` +
+                    Object.entries(row.causes).map(([k, v]) => `${k} ${v}`).join(', '));
+                const runs = [...row.runs].sort((a, b) => (b.to - b.from) - (a.to - a.from));
+                for (const x of runs.slice(0, 5)) {
+                    report(`    ${x.s}: ${x.p} ${x.from}-${x.to} (published at ${x.at} s): ` +
+                        x.cause);
+                }
+            }
             for (const note of row.notes.slice(0, 15)) report(`  ${note}`);
         }
         for (const st of unexpectedStops) {
