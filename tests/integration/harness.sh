@@ -398,15 +398,19 @@ bx_ctl() {
             echo "$pid"
             ;;
         kill-responder)
-            # kill-responder [SIGNAL] [workers|all]: workers: the processes
-            # that serve requests (bayeux-fcgi restarts them; lighttpd
-            # starts them again on the next request); all: bayeux-fcgi and
-            # its workers at once, workers first (nginx and Apache only).
+            # kill-responder [SIGNAL] [workers|one|all]: workers: the
+            # processes that serve requests (bayeux-fcgi restarts them;
+            # lighttpd starts them again on the next request); one: one of
+            # them; all: bayeux-fcgi and its workers at once, workers first
+            # (nginx and Apache only).
             sig=${1:-KILL}
             which=${2:-workers}
             mapfile -t pids < <(bx_ctl_responder_pids)
             [ "${#pids[@]}" -gt 0 ] || bx_ctl_die "no responder processes found"
-            if [ "$which" = all ]; then
+            if [ "$which" = one ]; then
+                pids=("${pids[0]}")
+                which=workers
+            elif [ "$which" = all ]; then
                 [ "$bx_server" != lighttpd ] ||
                     bx_ctl_die "kill-responder all: lighttpd spawns the responders itself"
                 pids+=("$(cat "$BX_TMP/bayeux-fcgi.pid")")
@@ -464,7 +468,7 @@ bx_ctl() {
             ;;
         *)
             bx_ctl_die "unknown action $action (kill-dispatcher [SIG], start-dispatcher" \
-                "[FLAG...], dispatcher-pid, kill-responder [SIG] [workers|all]," \
+                "[FLAG...], dispatcher-pid, kill-responder [SIG] [workers|one|all]," \
                 "start-responder, restart-responder [SIG], restart-webserver [SIG])"
             ;;
     esac
