@@ -75,8 +75,9 @@ static int s_digit(unsigned char c)
     return c >= '0' && c <= '9';
 }
 
-/* p[*i] is '"'. Moves *i past the closing quote. Returns 0 or -1. */
-static int s_scan_string(const unsigned char *p, size_t len, size_t *i)
+/* p[*i] is '"'. Moves *i past the closing quote; *nul (may be NULL) is set
+ * if the string holds an escaped NUL. Returns 0 or -1. */
+static int s_scan_string(const unsigned char *p, size_t len, size_t *i, int *nul)
 {
     size_t k = *i + 1;
     while (k < len) {
@@ -98,6 +99,8 @@ static int s_scan_string(const unsigned char *p, size_t len, size_t *i)
             if (k + 5 >= len || !s_hex(p[k + 2]) || !s_hex(p[k + 3]) ||
                 !s_hex(p[k + 4]) || !s_hex(p[k + 5]))
                 return -1;
+            if (nul && memcmp(p + k + 2, "0000", 4) == 0)
+                *nul = 1;
             k += 6;
         } else if (c == '"' || c == '\\' || c == '/' || c == 'b' || c == 'f' ||
                    c == 'n' || c == 'r' || c == 't') {
@@ -213,7 +216,7 @@ static int s_scan_literal(const unsigned char *p, size_t len, size_t *i)
 
 /* Checks that p[0..len) is exactly one JSON value, arrays and objects nested
  * at most max_depth deep, and notes its inexact integers in x. Returns
- * BX_BATCH_OK, _BAD_JSON or _TOO_DEEP. */
+ * BX_BATCH_OK, _BAD_JSON, _TOO_DEEP or _NUL_KEY. */
 static bx_batch_err_t s_check_json(const unsigned char *p, size_t len, int max_depth,
                                    s_inexact_t *x)
 {
@@ -245,7 +248,7 @@ static bx_batch_err_t s_check_json(const unsigned char *p, size_t len, int max_d
                 st = c == '[' ? VALUE_OR_CLOSE : KEY_OR_CLOSE;
                 continue;
             } else if (c == '"') {
-                if (s_scan_string(p, len, &i) < 0)
+                if (s_scan_string(p, len, &i, NULL) < 0)
                     goto out;
             } else if (c == '-' || s_digit(c)) {
                 if (s_scan_number(p, len, &i, x) < 0)
@@ -261,8 +264,16 @@ static bx_batch_err_t s_check_json(const unsigned char *p, size_t len, int max_d
                 st = AFTER;
                 continue;
             }
-            if (c != '"' || s_scan_string(p, len, &i) < 0)
+            /* json-c cuts a key at an escaped NUL ("a\u0000b" becomes "a",
+             * and may then replace another member "a"): what would be
+             * delivered is not what was published. */
+            int nul = 0;
+            if (c != '"' || s_scan_string(p, len, &i, &nul) < 0)
                 goto out;
+            if (nul) {
+                rc = BX_BATCH_NUL_KEY;
+                goto out;
+            }
             while (i < len && s_is_ws(p[i]))
                 i++;
             if (i == len || p[i] != ':')
@@ -504,6 +515,7 @@ const char *bx_batch_strerror(bx_batch_err_t err)
     case BX_BATCH_EMPTY: return "no messages";
     case BX_BATCH_TOO_MANY: return "too many messages in one batch";
     case BX_BATCH_BAD_NUMBER: return "unsupported number";
+    case BX_BATCH_NUL_KEY: return "an object key holds an escaped NUL";
     }
     return "unknown error";
 }

@@ -31,7 +31,9 @@ typedef enum {
     BX_BATCH_NOT_MESSAGES,  /* neither an object nor an array of objects */
     BX_BATCH_EMPTY,         /* empty array, or empty body */
     BX_BATCH_TOO_MANY,      /* more than max_messages */
-    BX_BATCH_BAD_NUMBER     /* a number spelled like bx_batch_parse's stand-ins */
+    BX_BATCH_BAD_NUMBER,    /* a number spelled like bx_batch_parse's stand-ins */
+    BX_BATCH_NUL_KEY        /* an object key with an escaped NUL (json-c would
+                               cut it short) */
 } bx_batch_err_t;
 
 /* Sets the defaults above. */

@@ -55,6 +55,11 @@ static const struct {
     { S("[{\"a\":-0.5e+3,\"b\":0,\"c\":1E-2,\"d\":-0}]"), BX_BATCH_OK, 1 },
     { S("[{\"a\":[1,[2,{\"b\":null}]],\"t\":true,\"f\":false,\"s\":\"\\/\\b\"}]"),
       BX_BATCH_OK, 1 },
+    /* json-c would cut these keys short, and the second would replace "a". */
+    { S("[{\"data\":{\"a\\u0000b\":1,\"a\":2}}]"), BX_BATCH_NUL_KEY, 0 },
+    { S("[{\"ext\":{\"\\u0000\":1}}]"), BX_BATCH_NUL_KEY, 0 },
+    { S("[{\"data\":{\"a\\\\u0000b\":1}}]"), BX_BATCH_OK, 1 },   /* an escaped backslash */
+    { S("[{\"data\":{\"a\":\"x\\u0000y\"}}]"), BX_BATCH_OK, 1 },   /* in a value: kept */
     { S("1"), BX_BATCH_NOT_MESSAGES, 0 },
     { S("\"str\""), BX_BATCH_NOT_MESSAGES, 0 },
     { S("null"), BX_BATCH_NOT_MESSAGES, 0 },
