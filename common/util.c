@@ -242,23 +242,16 @@ int bx_random_id(char *out, size_t nchars)
 
 /* ------------------------------------------------------------ clocks */
 
-static int64_t s_clock_ms(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t bx_now_ms(void)
-{
-    return s_clock_ms(CLOCK_MONOTONIC);
-}
-
 static int64_t s_clock_us(clockid_t id)
 {
     struct timespec ts;
     clock_gettime(id, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t bx_now_ms(void)
+{
+    return s_clock_us(CLOCK_MONOTONIC) / 1000;
 }
 
 int64_t bx_now_us(void)
@@ -273,7 +266,7 @@ int64_t bx_cpu_us(void)
 
 int64_t bx_wall_ms(void)
 {
-    return s_clock_ms(CLOCK_REALTIME);
+    return s_clock_us(CLOCK_REALTIME) / 1000;
 }
 
 /* ------------------------------------------------------------ parsing */

@@ -253,24 +253,35 @@ static void t_reply_cap_ack_lost_and_restart(void)
     ok(bx_store_check(g_st, stderr) == 0, "the database is consistent");
 }
 
+/* A fresh engine with a connected publisher p and n connected sessions
+ * s[i] (cookie "b<i>"), each subscribed to fmt, its "%d" replaced by i. */
+static void sessions(bx_engine_cfg_t *cfg, char *p, char s[][64], int n, const char *fmt)
+{
+    fresh(cfg);
+    handshake("bp", p);
+    mconnect("bp", p, NULL);
+    for (int i = 0; i < n; i++) {
+        char b[16], sub[64];
+        snprintf(b, sizeof b, "b%d", i);
+        handshake(b, s[i]);
+        mconnect(b, s[i], NULL);
+        const char *at = strstr(fmt, "%d");
+        if (at)
+            snprintf(sub, sizeof sub, "%.*s%d%s", (int)(at - fmt), fmt, i, at + 2);
+        else
+            snprintf(sub, sizeof sub, "%s", fmt);
+        subscribe(b, s[i], sub);
+    }
+}
+
 static void t_queue_memory(void)
 {
     bx_engine_cfg_t cfg;
     bx_engine_cfg_defaults(&cfg);
     cfg.max_queue_bytes = 0;
     cfg.queue_memory = (int64_t)(40 * g_msglen);
-    fresh(&cfg);
     char s[8][64], p[64];
-    handshake("bp", p);
-    mconnect("bp", p, NULL);
-    for (int i = 0; i < 8; i++) {
-        char b[8], sub[32];
-        snprintf(b, sizeof b, "b%d", i);
-        handshake(b, s[i]);
-        mconnect(b, s[i], NULL);
-        snprintf(sub, sizeof sub, "[\"/all\",\"/own/%d\"]", i);
-        subscribe(b, s[i], sub);
-    }
+    sessions(&cfg, p, s, 8, "[\"/all\",\"/own/%d\"]");
     /* One message to all 8 queues is held once. */
     publish_n("bp", p, "/all", 0);
     bx_engine_stats_t st = stats();
@@ -302,17 +313,7 @@ static void t_queue_memory(void)
 
     /* end-session: the largest session is ended instead. */
     cfg.overflow_end = 1;
-    fresh(&cfg);
-    handshake("bp", p);
-    mconnect("bp", p, NULL);
-    for (int i = 0; i < 2; i++) {
-        char b[8], sub[32];
-        snprintf(b, sizeof b, "b%d", i);
-        handshake(b, s[i]);
-        mconnect(b, s[i], NULL);
-        snprintf(sub, sizeof sub, "\"/own/%d\"", i);
-        subscribe(b, s[i], sub);
-    }
+    sessions(&cfg, p, s, 2, "\"/own/%d\"");
     publish_n("bp", p, "/own/1", 1);
     for (int i = 0; i < 45; i++)
         publish_n("bp", p, "/own/0", i);
@@ -382,17 +383,8 @@ static void t_sliced_request(void)
     bx_engine_cfg_t cfg;
     bx_engine_cfg_defaults(&cfg);
     cfg.slice_work = 60;    /* 20 publishes to 3 subscribers: 220 units */
-    fresh(&cfg);
     char s[3][64], p[64];
-    handshake("bp", p);
-    mconnect("bp", p, NULL);
-    for (int i = 0; i < 3; i++) {
-        char b[16];
-        snprintf(b, sizeof b, "b%d", i);
-        handshake(b, s[i]);
-        mconnect(b, s[i], NULL);
-        subscribe(b, s[i], "\"/q\"");
-    }
+    sessions(&cfg, p, s, 3, "\"/q\"");
     uint64_t held = mconnect("b0", s[0], NULL);
     reset_sent();
     bx_origin_t o = big_request("bp", p, "/q", 20);
