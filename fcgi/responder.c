@@ -123,6 +123,8 @@ struct bx_responder {
     size_t write_bytes;         /* bytes they still hold */
     uint32_t counter;           /* high half of the next reqid */
     FCGX_Request freq;          /* reused for every accept: freed after reading */
+    int params_fd;              /* memory file libfcgi reads params from, or
+                                   -1 until one is needed (s_take_params) */
     int stop;                   /* SIGTERM/SIGINT seen */
     uint64_t n_forwarded, n_cancelled, n_timeouts, n_write_dropped, n_read_dropped;
 };
@@ -609,24 +611,29 @@ static void s_params_view(const s_req_t *q, bx_http_params_t *p)
 static int s_take_params(bx_responder_t *r, s_req_t *q, size_t len)
 {
     FCGX_Request *fr = &r->freq;
-    int mfd = memfd_create("bx-fcgi-params", MFD_CLOEXEC);
-    if (mfd < 0) {
+    /* One memory file for all requests: rewritten, cut to size and read
+     * from the start each time. */
+    if (r->params_fd < 0 &&
+        (r->params_fd = memfd_create("bx-fcgi-params", MFD_CLOEXEC)) < 0) {
         bx_error(TAG, "memfd_create: %s", strerror(errno));
         return -1;
     }
+    int mfd = r->params_fd;
     size_t off = 0;
     while (off < len) {
-        ssize_t w = write(mfd, q->in.data + off, len - off);
+        ssize_t w = pwrite(mfd, q->in.data + off, len - off, (off_t)off);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0) {
             bx_error(TAG, "memfd write: %s", strerror(errno));
-            close(mfd);
             return -1;
         }
         off += (size_t)w;
     }
-    lseek(mfd, 0, SEEK_SET);
+    if (ftruncate(mfd, (off_t)len) < 0 || lseek(mfd, 0, SEEK_SET) < 0) {
+        bx_error(TAG, "memfd: %s", strerror(errno));
+        return -1;
+    }
     /* listen_sock -1: libfcgi never accepts. With keepConnection set and no
      * streams yet, the FCGX_Finish_r at the top of FCGX_Accept_r closes
      * nothing; ipcFd >= 0 makes it read BEGIN_REQUEST and PARAMS from it.
@@ -636,6 +643,7 @@ static int s_take_params(bx_responder_t *r, s_req_t *q, size_t len)
     fr->keepConnection = 1;
     if (FCGX_Accept_r(fr) < 0) {
         bx_debug(TAG, "fd %d: FastCGI params not read", q->fd);
+        r->params_fd = -1;   /* libfcgi closed it */
         return -1;
     }
     for (int i = 0; i < P_COUNT; i++) {
@@ -644,7 +652,6 @@ static int s_take_params(bx_responder_t *r, s_req_t *q, size_t len)
     }
     q->fcgi_id = (uint16_t)fr->requestId;
     FCGX_Free(fr, 0);
-    close(mfd);
     bx_http_params_t p;
     s_params_view(q, &p);
     q->act = bx_http_begin(&r->o.http, &p, &q->http);
@@ -1039,7 +1046,7 @@ bx_responder_t *bx_responder_new(const bx_responder_opts_t *opts)
     sigset_t set;
 
     r->o = *opts;
-    r->epfd = r->sigfd = r->timerfd = -1;
+    r->epfd = r->sigfd = r->timerfd = r->params_fd = -1;
     r->listen_fd = opts->listen_fd;
     /* libfcgi must never wait 2 s for a peer (OS_Close, the AF_UNIX accept
      * keeper): a single loop cannot afford it. We never let it close or
@@ -1111,6 +1118,8 @@ void bx_responder_destroy(bx_responder_t **pr)
         close(r->sigfd);
     if (r->timerfd >= 0)
         close(r->timerfd);
+    if (r->params_fd >= 0)
+        close(r->params_fd);
     free(r->by_fd);
     free(r);
     *pr = NULL;
