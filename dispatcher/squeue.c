@@ -77,7 +77,7 @@ static void s_relieve(bx_engine_t *e)
         return;
     e->relieved = 1;
     uint64_t low = (uint64_t)e->cfg.queue_memory / 4 * 3;
-    uint64_t budget = e->cfg.slice_work > 0 ? (uint64_t)e->cfg.slice_work * 8 : UINT64_MAX;
+    uint64_t budget = e->cfg.slice_work > 0 ? (uint64_t)e->cfg.slice_work : UINT64_MAX;
     size_t n = 0, pos = 0, cut = 0;
     uint64_t dropped = 0;
     bx_session_t *s, **v = bx_malloc(bx_map_count(e->sessions) * sizeof *v);
@@ -154,7 +154,12 @@ void bx_enqueue(bx_engine_t *e, bx_session_t *s, bx_msg_t *m)
         tag = s->batch;
         s->open_bytes += m->len;
     }
+    uint32_t cap = s->queue.cap;
     bx_queue_push(&s->queue, m, tag);
+    /* A ring that doubled was copied, into fresh pages: work too, or a
+     * fan-out that grows a thousand rings at once is one long turn. */
+    if (s->queue.cap != cap)
+        e->work += 32 + s->queue.count / 64;
     if (s->ack)
         bx_persist_queued(e, s, m, tag);
     if (e->cfg.queue_memory > 0 && e->qacct.bytes > (uint64_t)e->cfg.queue_memory)
