@@ -17,7 +17,9 @@ int rec_send(void *ud, const bx_origin_t *to, int status, const char *browser,
     (void)ud;
     if ((int)to->reqid == g_fail_reqid)
         return -1;
-    sent_t *s = &g_sent[g_nsent++ % 64];
+    sent_t *s = &g_sent[g_nsent % 64];
+    if (g_nsent++ >= 64)
+        json_object_put(s->body);   /* the ring wrapped: the oldest goes */
     s->to = *to;
     s->status = status;
     snprintf(s->browser, sizeof s->browser, "%s", browser ? browser : "");
