@@ -17,15 +17,18 @@ int bx_admit_handshake(bx_engine_t *e, const char *addr, int64_t now)
 {
     if (e->cfg.handshake_rate <= 0 || !*addr)
         return 1;
-    size_t alen = strlen(addr);
+    /* The key is what the bucket keeps: an address cut to its size, the
+     * same for the lookup as for the insertion (as bx_state_address cuts
+     * the session's). */
+    size_t alen = strnlen(addr, sizeof ((s_hsb_t *)0)->addr - 1);
     if (!e->hs_buckets)
         e->hs_buckets = bx_map_new();
     s_hsb_t *h = bx_map_get(e->hs_buckets, addr, alen);
     if (!h) {
         h = bx_calloc(1, sizeof *h);
-        memcpy(h->addr, addr, alen < sizeof h->addr ? alen + 1 : sizeof h->addr);
-        h->addr[sizeof h->addr - 1] = '\0';
-        bx_map_put(e->hs_buckets, h->addr, strlen(h->addr), h);
+        memcpy(h->addr, addr, alen);
+        h->addr[alen] = '\0';
+        bx_map_put(e->hs_buckets, h->addr, alen, h);
     }
     return bx_bucket_take(&h->b, (double)e->cfg.handshake_rate,
                           (double)e->cfg.handshake_burst, now);

@@ -109,15 +109,19 @@ bx_qent_t *bx_queue_ent(const bx_queue_t *q, uint32_t i)
     return &q->ring[(q->head + i) & (q->cap - 1)];
 }
 
-/* An idle session should cost nothing: give a big ring back, and half of
- * one that is three quarters empty (a queue cut by the memory budget). */
+/* An idle session should cost next to nothing: an empty ring is given back
+ * unless it is the smallest (kept so that a session that drains at every
+ * message does not allocate at every message), and half of one that is
+ * three quarters empty (a queue cut by the memory budget). Rings count in
+ * queue_memory: empty ones kept large would fill it with nothing that
+ * dropping messages could give back. */
 static void s_shrink(bx_queue_t *q)
 {
-    if (q->cap <= 64)
+    if (q->cap <= 4)
         return;
     if (q->count == 0)
         s_resize(q, 0);
-    else if (q->count < q->cap / 4)
+    else if (q->cap > 64 && q->count < q->cap / 4)
         s_resize(q, q->cap / 2);
 }
 

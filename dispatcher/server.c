@@ -376,10 +376,14 @@ int bx_server_run(bx_server_t *srv)
         now = bx_now_ms();
         int64_t t0 = bx_now_us(), c0 = bx_cpu_us();
         /* A request whose work was split goes on first; nothing new is read
-         * until it is done, so requests keep their order. */
+         * until it is done, so requests keep their order. The turn that
+         * finishes it reads nothing new either: its timers (the sweep,
+         * which waits while a request is pending) and the app endpoint
+         * get a turn with nothing pending, however busy the responders. */
+        int resumed = bx_engine_busy(srv->engine);
         bx_engine_resume(srv->engine, now);
         int busy = bx_engine_busy(srv->engine);
-        for (int i = 0; i < BATCH_RECV && !busy; i++) {
+        for (int i = 0; i < BATCH_RECV && !busy && !resumed; i++) {
             /* A turn that has taken its slice ends here: whatever else is
              * waiting is read after the commit, and its replies, and the
              * timers, so a flood of requests delays no reply long. */

@@ -986,7 +986,13 @@ int bx_store_backup(bx_store_t *st, const char *path, char *err, size_t errlen)
                 ? "exists already: name a new file" : strerror(errno));
         return -1;
     }
-    /* The copy holds what is committed: the open transaction goes first. */
+    /* The copy holds what is committed: the open transaction goes first,
+     * unless a write of it failed: that rollback is the turn's flush's to
+     * make and report, before any of its replies leave. */
+    if (st->txn && st->failed) {
+        bx_errf(err, errlen, "a write failed in this turn; try again");
+        return -1;
+    }
     if (bx_store_commit(st) != 0) {
         bx_errf(err, errlen, "the open transaction could not be committed");
         return -1;

@@ -460,6 +460,8 @@ static void s_on_reply(bx_responder_t *r, const bx_wire_msg_t *m)
         return;
     }
     q = s_find(r, m->hdr.reqid);
+    if (q && q->on != &r->waiting)
+        q = NULL;   /* answered already (504, 503), still being written */
     if (!q) {
         /* Cancelled or timed out: the client is gone, nothing to do. */
         bx_debug(TAG, "reply for finished request %llu dropped",
@@ -905,25 +907,34 @@ static void s_on_signal(bx_responder_t *r)
 /* ------------------------------------------------------------ the loop */
 
 /* At the stop: the responses still being written get a moment, never more
- * than BX_FCGI_IO_TIMEOUT_MS, then are given up. */
+ * than BX_FCGI_IO_TIMEOUT_MS, then are given up. They wait in an epoll of
+ * their own: the loop's holds descriptors that stay readable now that
+ * nobody reads them (the timer, signals, requests being received). */
 static void s_finish_writes(bx_responder_t *r)
 {
     struct epoll_event evs[64];
     int64_t end = bx_now_ms() + BX_FCGI_IO_TIMEOUT_MS;
-    while (r->writing.head) {
+    int ep = r->writing.head ? epoll_create1(EPOLL_CLOEXEC) : -1;
+    for (s_req_t *q = r->writing.head; ep >= 0 && q; q = q->next) {
+        struct epoll_event ev = { .events = EPOLLOUT, .data.u64 = EV_DATA(EV_REQ, q->fd) };
+        epoll_ctl(ep, EPOLL_CTL_ADD, q->fd, &ev);
+    }
+    while (ep >= 0 && r->writing.head) {
         int64_t left = end - bx_now_ms();
         if (left <= 0)
             break;
-        int n = epoll_wait(r->epfd, evs, 64, (int)left);
+        int n = epoll_wait(ep, evs, 64, (int)left);
         if (n < 0 && errno != EINTR)
             break;
         for (int i = 0; i < n; i++) {
             int fd = (int)(uint32_t)evs[i].data.u64;
             s_req_t *q = (size_t)fd < r->nfd ? r->by_fd[fd] : NULL;
-            if ((int)(evs[i].data.u64 >> 32) == EV_REQ && q && q->on == &r->writing)
+            if (q && q->on == &r->writing)
                 s_on_writable(r, q);
         }
     }
+    if (ep >= 0)
+        close(ep);
     while (r->writing.head) {
         r->n_write_dropped++;
         s_req_free(r, r->writing.head);

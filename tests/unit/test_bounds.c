@@ -186,6 +186,7 @@ static void t_reply_cap(void)
     for (int i = 0; i < 10; i++)
         publish_n("bp", p, "/q", i);
     is_int(drain(a, 0, &ack, 10, cap, "no ack"), 4, "no ack: 10 messages in 4 replies");
+    is_int((long long)stats().queued_bytes, 0, "an emptied queue gives its ring of 16 back");
 
     /* A message larger than the cap goes alone. */
     cfg.max_reply_bytes = 50;

@@ -606,6 +606,15 @@ static void t_connection(void)
     ok(sqlite3_get_autocommit(s_captured), "conn: SQLite rolled the transaction back itself");
     is_int(bx_store_session_put(st, "c", "b", 0, 0, 1), -1, "conn: the next write is refused");
     ok(sqlite3_get_autocommit(s_captured), "conn: and did not run outside a transaction");
+    {
+        /* A backup now would commit, and leave the turn's commit nothing to
+         * fail on: its replies would go out for writes rolled back. */
+        char err[256], *copy = tmp_path("after-failure.db");
+        is_int(bx_store_backup(st, copy, err, sizeof err), -1,
+               "conn: no backup after a failed write in the transaction");
+        ok(access(copy, F_OK) != 0, "conn: and no file made");
+        free(copy);
+    }
     is_int(bx_store_commit(st), -1, "conn: commit fails");
     got = dump(st);
     is_str(got, "", "conn: nothing of the transaction is in the database");
