@@ -165,9 +165,28 @@ bx_role() {
     esac
 }
 
-# True when a test killed pid on purpose (through $BX_CTL).
+# The start time of pid (field 22 of /proc/PID/stat, after the command
+# name, which may hold spaces), or nothing if it is gone.
+bx_starttime() {
+    local st
+    st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    st=${st##*) }
+    # shellcheck disable=SC2086
+    set -- $st
+    echo "${20}"
+}
+
+# True when a test killed pid on purpose (through $BX_CTL). Pids come back
+# (32768 of them, and a long run starts many processes): a live process is
+# the one killed only if it started at the same time.
 bx_killed() {
-    [ -s "$BX_TMP/ctl/killed" ] && grep -qx "$1" "$BX_TMP/ctl/killed"
+    local st
+    [ -s "$BX_TMP/ctl/killed" ] || return 1
+    if st=$(bx_starttime "$1"); then
+        grep -qx "$1 $st" "$BX_TMP/ctl/killed"
+    else
+        grep -q "^$1 " "$BX_TMP/ctl/killed"
+    fi
 }
 
 # Stops pid, then whatever children it leaves behind (lighttpd's spawned
@@ -270,7 +289,9 @@ bx_ctl_alive_pid() {
 bx_ctl_kill() {
     local sig=$1 pid tries
     shift
-    printf '%s\n' "$@" >>"$BX_TMP/ctl/killed"
+    for pid in "$@"; do
+        echo "$pid $(bx_starttime "$pid")" >>"$BX_TMP/ctl/killed"
+    done
     kill -"$sig" "$@" 2>/dev/null
     for pid in "$@"; do
         for ((tries = 150; tries > 0; tries--)); do
