@@ -80,6 +80,11 @@ static void s_grow(bx_queue_t *q, uint32_t need)
     s_resize(q, ncap);
 }
 
+void bx_queue_reserve(bx_queue_t *q, uint32_t n)
+{
+    s_grow(q, n);
+}
+
 void bx_queue_push(bx_queue_t *q, bx_msg_t *m, uint64_t tag)
 {
     s_grow(q, q->count + 1);

@@ -57,6 +57,8 @@ typedef struct {
                            the queues that share it (bx_msg_t.held) */
 } bx_queue_t;
 
+/* Makes room for n entries in all (never shrinks). */
+void bx_queue_reserve(bx_queue_t *q, uint32_t n);
 /* Appends a reference to m (takes a new reference) with its tag. */
 void bx_queue_push(bx_queue_t *q, bx_msg_t *m, uint64_t tag);
 /* Puts n messages back in front of the queue, in their order, taking over

@@ -155,6 +155,16 @@ void bx_enqueue(bx_engine_t *e, bx_session_t *s, bx_msg_t *m)
         s->open_bytes += m->len;
     }
     uint32_t cap = s->queue.cap;
+    /* A ring doubles a little ahead of need, by an amount of its own (from
+     * the session's id): the rings of a thousand sessions fed the same
+     * messages would otherwise all double, copy and touch fresh pages in
+     * one fan-out. */
+    if (cap >= 256) {
+        uint32_t early = ((uint32_t)(unsigned char)s->id[0] * 131u +
+                          (unsigned char)s->id[1]) % (cap / 4);
+        if (s->queue.count + 1 + early > cap)
+            bx_queue_reserve(&s->queue, cap * 2);
+    }
     bx_queue_push(&s->queue, m, tag);
     /* A ring that doubled was copied, into fresh pages: work too, or a
      * fan-out that grows a thousand rings at once is one long turn. */
