@@ -340,6 +340,23 @@ async function cometdRefused(t, what, token) {
     return { cometd, counter, what };
 }
 
+// A CometD client that handshakes through a proxy counting its handshakes
+// and, refused with reconnect handshake, keeps trying: its refusals, and a
+// promise of its first successful handshake.
+async function retryingCometD(t) {
+    const counter = await handshakeCounter(t);
+    const cometd = newCometD(t, { url: counter.url, config: { backoffIncrement: 100 } });
+    const failures = [];
+    const joined = new Promise((resolve) => {
+        cometd.addListener('/meta/handshake', (m) => {
+            if (m.successful) resolve(m);
+            else failures.push(m);
+        });
+    });
+    cometd.handshake();
+    return { counter, cometd, failures, joined };
+}
+
 // ------------------------------------------------------------------ auth
 
 test('auth=off (the harness\'s bayeuxd): tokens are ignored', opts(), async (t) => {
@@ -626,16 +643,7 @@ test('max-sessions-per-address=3: the 4th handshake is refused until one leaves;
     assert.equal(reply.advice && reply.advice.reconnect, 'handshake', 's4: advice.reconnect');
 
     // The CometD client, refused with reconnect handshake, keeps trying.
-    const counter = await handshakeCounter(t);
-    const cometd = newCometD(t, { url: counter.url, config: { backoffIncrement: 100 } });
-    const failures = [];
-    const joined = new Promise((resolve) => {
-        cometd.addListener('/meta/handshake', (m) => {
-            if (m.successful) resolve(m);
-            else failures.push(m);
-        });
-    });
-    cometd.handshake();
+    const { counter, cometd, failures, joined } = await retryingCometD(t);
     await until(() => counter.handshakes >= 2, 5000, 'CometD to retry its handshake');
     assert.equal(failures[0] && failures[0].error, E.tooMany, 'CometD was refused');
     assert.notEqual(cometd.getStatus(), 'disconnected', 'CometD keeps trying');
@@ -725,16 +733,7 @@ test('handshake-rate=2, handshake-burst=5: the sixth handshake at once is refuse
     const reply = await refusedHandshake(t, 'h5', undefined, E.handshakeRate);
     assert.equal(reply.advice && reply.advice.reconnect, 'handshake', 'advice.reconnect');
 
-    const counter = await handshakeCounter(t);
-    const cometd = newCometD(t, { url: counter.url, config: { backoffIncrement: 100 } });
-    const failures = [];
-    const joined = new Promise((resolve) => {
-        cometd.addListener('/meta/handshake', (m) => {
-            if (m.successful) resolve(m);
-            else failures.push(m);
-        });
-    });
-    cometd.handshake();
+    const { failures, joined } = await retryingCometD(t);
     const ok = await withTimeout(joined, 10000, 'CometD to get a session');
     assert.ok(ok.clientId, 'CometD has a session');
     t.diagnostic(`CometD: ${failures.length} refused tries before it got in`);
