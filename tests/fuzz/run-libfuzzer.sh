@@ -92,6 +92,7 @@ for f in common/util.c common/log.c common/channel.c common/bayeux.c common/wire
          dispatcher/map.c dispatcher/msg.c dispatcher/engine.c dispatcher/state.c \
          dispatcher/outbox.c dispatcher/extension.c dispatcher/api.c dispatcher/rules.c \
          dispatcher/persist.c dispatcher/history.c dispatcher/store.c \
+         dispatcher/squeue.c dispatcher/admit.c dispatcher/guard.c \
          fcgi/http.c; do
     srcs+=("$src/$f")
 done
