@@ -66,8 +66,9 @@ static void measure_msglen(void)
 }
 
 /* A subscriber a on ch and a publisher p, both connected, in a fresh engine
- * (with a database when store). */
-static void pair(bx_engine_cfg_t *cfg, int store, int ack, char *a, char *p, const char *ch)
+ * (with a database when store); then p publishes messages 0..npub-1 on ch. */
+static void pair(bx_engine_cfg_t *cfg, int store, int ack, char *a, char *p, const char *ch,
+                 int npub)
 {
     char sub[64];
     if (store)
@@ -85,6 +86,8 @@ static void pair(bx_engine_cfg_t *cfg, int store, int ack, char *a, char *p, con
     mconnect("bp", p, NULL);
     snprintf(sub, sizeof sub, "\"%s\"", ch);
     subscribe("b", a, sub);
+    for (int i = 0; i < npub; i++)
+        publish_n("bp", p, ch, i);
 }
 
 static void t_queue_bytes(void)
@@ -93,9 +96,7 @@ static void t_queue_bytes(void)
     bx_engine_cfg_defaults(&cfg);
     cfg.max_queue_bytes = (int64_t)(3 * g_msglen + g_msglen / 2);
     char a[64], p[64];
-    pair(&cfg, 0, 0, a, p, "/q");
-    for (int i = 0; i < 5; i++)
-        publish_n("bp", p, "/q", i);
+    pair(&cfg, 0, 0, a, p, "/q", 5);
     bx_engine_stats_t st = stats();
     is_int((long long)st.queue_max_bytes, (long long)(3 * g_msglen), "3.5 messages' bytes hold 3");
     is_int((long long)st.dropped, 2, "the 2 oldest were dropped, counted");
@@ -105,7 +106,7 @@ static void t_queue_bytes(void)
 
     /* One message larger than the bound still gets through alone. */
     cfg.max_queue_bytes = 100;
-    pair(&cfg, 0, 0, a, p, "/q");
+    pair(&cfg, 0, 0, a, p, "/q", 0);
     publish_n("bp", p, "/q", 7);
     publish_n("bp", p, "/q", 8);
     mconnect("b", a, NULL);
@@ -115,9 +116,7 @@ static void t_queue_bytes(void)
     /* end-session: the session goes, its client handshakes again. */
     cfg.max_queue_bytes = (int64_t)(2 * g_msglen);
     cfg.overflow_end = 1;
-    pair(&cfg, 0, 0, a, p, "/q");
-    for (int i = 0; i < 3; i++)
-        publish_n("bp", p, "/q", i);
+    pair(&cfg, 0, 0, a, p, "/q", 3);
     mconnect("b", a, NULL);
     is_str(sfield(elem("/meta/connect", 0), "error"), "402::session_unknown",
            "end-session: over its bytes, the session is ended");
@@ -130,9 +129,7 @@ static void t_queue_bytes_ack(void)
     bx_engine_cfg_defaults(&cfg);
     cfg.max_queue_bytes = (int64_t)(3 * g_msglen);
     char a[64], p[64];
-    pair(&cfg, 1, 1, a, p, "/q");
-    for (int i = 0; i < 6; i++)
-        publish_n("bp", p, "/q", i);
+    pair(&cfg, 1, 1, a, p, "/q", 6);
     ok(bx_store_check(g_st, stderr) == 0, "ack: the dropped messages' rows are gone too");
     ok(reload_store(&cfg) == 0, "restart");
     ack_connect("b", a, 0);
@@ -182,26 +179,20 @@ static void t_reply_cap(void)
     char a[64], p[64];
     long long ack = 0;
 
-    pair(&cfg, 0, 0, a, p, "/q");
-    for (int i = 0; i < 10; i++)
-        publish_n("bp", p, "/q", i);
+    pair(&cfg, 0, 0, a, p, "/q", 10);
     is_int(drain(a, 0, &ack, 10, cap, "no ack"), 4, "no ack: 10 messages in 4 replies");
     is_int((long long)stats().queued_bytes, 0, "an emptied queue gives its ring of 16 back");
 
     /* A message larger than the cap goes alone. */
     cfg.max_reply_bytes = 50;
-    pair(&cfg, 0, 0, a, p, "/q");
-    for (int i = 0; i < 3; i++)
-        publish_n("bp", p, "/q", i);
+    pair(&cfg, 0, 0, a, p, "/q", 3);
     mconnect("b", a, NULL);
     is_int(count_elems(), 2, "a message over the cap goes alone");
 
     /* Ack: batches are closed at the cap as messages are queued, so every
      * reply carries whole batches; the number names exactly those. */
     cfg.max_reply_bytes = (int64_t)cap;
-    pair(&cfg, 1, 1, a, p, "/q");
-    for (int i = 0; i < 10; i++)
-        publish_n("bp", p, "/q", i);
+    pair(&cfg, 1, 1, a, p, "/q", 10);
     ack = 0;
     ok(drain(a, 1, &ack, 10, cap, "ack") >= 4, "ack: 10 messages in 4 replies or more");
     ok(bx_store_check(g_st, stderr) == 0, "ack: the database is consistent");
@@ -215,9 +206,7 @@ static void t_reply_cap_ack_lost_and_restart(void)
     uint64_t cap = 3 * g_json + 10;
     cfg.max_reply_bytes = (int64_t)cap;
     char a[64], p[64];
-    pair(&cfg, 1, 1, a, p, "/q");
-    for (int i = 0; i < 10; i++)
-        publish_n("bp", p, "/q", i);
+    pair(&cfg, 1, 1, a, p, "/q", 10);
 
     /* The first reply is lost: the client acknowledges 0 again. */
     ack_connect("b", a, 0);
@@ -330,9 +319,7 @@ static void t_cancel_answered(void)
     bx_engine_cfg_t cfg;
     bx_engine_cfg_defaults(&cfg);
     char a[64], p[64];
-    pair(&cfg, 0, 0, a, p, "/q");
-    publish_n("bp", p, "/q", 0);
-    publish_n("bp", p, "/q", 1);
+    pair(&cfg, 0, 0, a, p, "/q", 2);
     reset_sent();
     /* The connect is answered at once, but its client is gone before the
      * answer leaves (one loop turn of bayeuxd). */
